@@ -1,0 +1,85 @@
+/*
+ * weft__context_jump for aarch64, AAPCS64, ELF, GNU as.
+ *
+ *   weft__transfer weft__context_jump(weft__context to, void *data);
+ *
+ * Saves the caller's callee-saved state on its own stack, makes `to` the
+ * stack, restores the state found there and returns in that context with
+ * {from, data} in x0:x1 (which is also how a fresh context's entry receives
+ * its weft__transfer argument).
+ *
+ * The saved frame, at the context pointer (the suspended stack pointer):
+ *
+ *   offset  0x00 .. 0x38   0x40 .. 0x88   0x90   0x98   0xa0   0xa8
+ *         +--------------+--------------+------+------+------+------+
+ *         |   d8 - d15   |  x19 - x28   | x29  | x30  |  pc  | pad  |
+ *         +--------------+--------------+------+------+------+------+
+ *
+ * d8-d15 are the low halves of v8-v15, the only callee-saved FP state in
+ * AAPCS64.  pc is where the context resumes: the caller's x30.  The frame is
+ * 0xb0 bytes, keeping sp 16-byte aligned as the architecture requires.
+ *
+ * Every suspended frame has this layout, so the CFI rules below hold on
+ * both sides of the stack switch.
+ */
+
+        .text
+        .globl  weft__context_jump
+        .hidden weft__context_jump
+        .type   weft__context_jump, %function
+        .p2align 4
+weft__context_jump:
+        .cfi_startproc
+        sub     sp, sp, #0xb0
+        .cfi_def_cfa_offset 0xb0
+
+        stp     d8,  d9,  [sp, #0x00]
+        stp     d10, d11, [sp, #0x10]
+        stp     d12, d13, [sp, #0x20]
+        stp     d14, d15, [sp, #0x30]
+        stp     x19, x20, [sp, #0x40]
+        stp     x21, x22, [sp, #0x50]
+        stp     x23, x24, [sp, #0x60]
+        stp     x25, x26, [sp, #0x70]
+        stp     x27, x28, [sp, #0x80]
+        stp     x29, x30, [sp, #0x90]
+        .cfi_rel_offset x19, 0x40
+        .cfi_rel_offset x20, 0x48
+        .cfi_rel_offset x21, 0x50
+        .cfi_rel_offset x22, 0x58
+        .cfi_rel_offset x23, 0x60
+        .cfi_rel_offset x24, 0x68
+        .cfi_rel_offset x25, 0x70
+        .cfi_rel_offset x26, 0x78
+        .cfi_rel_offset x27, 0x80
+        .cfi_rel_offset x28, 0x88
+        .cfi_rel_offset x29, 0x90
+        .cfi_rel_offset x30, 0x98
+        str     x30, [sp, #0xa0]
+
+        /* The switch.  From here on we run in `to`. */
+        mov     x9, sp
+        mov     sp, x0
+
+        ldp     d8,  d9,  [sp, #0x00]
+        ldp     d10, d11, [sp, #0x10]
+        ldp     d12, d13, [sp, #0x20]
+        ldp     d14, d15, [sp, #0x30]
+        ldp     x19, x20, [sp, #0x40]
+        ldp     x21, x22, [sp, #0x50]
+        ldp     x23, x24, [sp, #0x60]
+        ldp     x25, x26, [sp, #0x70]
+        ldp     x27, x28, [sp, #0x80]
+        ldp     x29, x30, [sp, #0x90]
+        ldr     x10, [sp, #0xa0]
+        add     sp, sp, #0xb0
+        .cfi_def_cfa_offset 0
+        .cfi_register x30, x10
+
+        /* Result {from, data}: x0 = the context we left, x1 = data. */
+        mov     x0, x9
+        ret     x10
+        .cfi_endproc
+        .size   weft__context_jump, .-weft__context_jump
+
+        .section .note.GNU-stack, "", %progbits

@@ -1,0 +1,80 @@
+/*
+ * weft__context_jump for x86_64, System V ABI, ELF, GNU as.
+ *
+ *   weft__transfer weft__context_jump(weft__context to, void *data);
+ *
+ * Saves the caller's callee-saved state on its own stack, makes `to` the
+ * stack, restores the state found there and returns in that context with
+ * {from, data} in rax:rdx (or, for a context made by weft__context_make
+ * that has never run, passes {from, data} in rdi:rsi to its entry).
+ *
+ * The saved frame, at the context pointer (the suspended stack pointer):
+ *
+ *   offset  0x00      0x04      0x08   0x10   0x18   0x20   0x28   0x30   0x38
+ *         +---------+---------+------+------+------+------+------+------+------+
+ *         |  MXCSR  | x87 CW  | r12  | r13  | r14  | r15  | rbx  | rbp  | rip  |
+ *         +---------+---------+------+------+------+------+------+------+------+
+ *
+ * rip is the caller's return address: the call instruction pushed it, so the
+ * frame costs 0x38 bytes of new stack.  MXCSR and the x87 control word are
+ * the floating-point control state the ABI makes callee-saved.
+ *
+ * Every suspended frame has this same layout, so one set of CFI rules is
+ * true both before and after the stack pointer moves: a debugger stopped
+ * anywhere in here unwinds correctly into whichever context owns the stack.
+ */
+
+        .text
+        .globl  weft__context_jump
+        .hidden weft__context_jump
+        .type   weft__context_jump, @function
+        .p2align 4
+weft__context_jump:
+        .cfi_startproc
+        leaq    -0x38(%rsp), %rsp
+        .cfi_adjust_cfa_offset 0x38
+
+        stmxcsr (%rsp)
+        fnstcw  0x4(%rsp)
+        movq    %r12, 0x08(%rsp)
+        .cfi_rel_offset %r12, 0x08
+        movq    %r13, 0x10(%rsp)
+        .cfi_rel_offset %r13, 0x10
+        movq    %r14, 0x18(%rsp)
+        .cfi_rel_offset %r14, 0x18
+        movq    %r15, 0x20(%rsp)
+        .cfi_rel_offset %r15, 0x20
+        movq    %rbx, 0x28(%rsp)
+        .cfi_rel_offset %rbx, 0x28
+        movq    %rbp, 0x30(%rsp)
+        .cfi_rel_offset %rbp, 0x30
+
+        /* The switch.  From here on we run in `to`, whose frame has the
+           same layout, so the CFI above still holds. */
+        movq    %rsp, %rax
+        movq    %rdi, %rsp
+
+        ldmxcsr (%rsp)
+        fldcw   0x4(%rsp)
+        movq    0x08(%rsp), %r12
+        movq    0x10(%rsp), %r13
+        movq    0x18(%rsp), %r14
+        movq    0x20(%rsp), %r15
+        movq    0x28(%rsp), %rbx
+        movq    0x30(%rsp), %rbp
+        movq    0x38(%rsp), %r8
+        leaq    0x40(%rsp), %rsp
+        .cfi_adjust_cfa_offset -0x40
+        .cfi_register %rip, %r8
+
+        /* Result {from, data}: rax:rdx as a return value, and rdi:rsi as
+           the argument of a fresh context's entry function. */
+        movq    %rsi, %rdx
+        movq    %rax, %rdi
+        /* An indirect jump, not ret: the return-stack predictor cannot know
+           the other context's return address, and a ret would mispredict. */
+        jmp     *%r8
+        .cfi_endproc
+        .size   weft__context_jump, .-weft__context_jump
+
+        .section .note.GNU-stack, "", %progbits

@@ -1,0 +1,265 @@
+#include "stack.h"
+
+#include "sanitize.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* Linux 6.13 uapi values; Debian 12's headers predate them. */
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+
+static size_t page_size(void)
+{
+    static size_t ps;
+    if (!ps)
+        ps = (size_t)sysconf(_SC_PAGESIZE);
+    return ps;
+}
+
+static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+
+/*
+ * The probe.  madvise returning 0 is not proof: an emulator (qemu-user) or a
+ * seccomp filter may accept the call and do nothing.  So guard a page and
+ * ask the kernel to read it for us: write(2) from a guarded page fails with
+ * EFAULT, and from an ordinary page succeeds.  No signal is involved.
+ */
+static bool guard_madvise_works;
+static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
+
+static void probe_guard_madvise(void)
+{
+    size_t ps = page_size();
+    char *m = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return;
+    int fds[2];
+    if (madvise(m, ps, MADV_GUARD_INSTALL) == 0 && pipe(fds) == 0) {
+        guard_madvise_works = write(fds[1], m, 1) < 0 && errno == EFAULT;
+        close(fds[0]);
+        close(fds[1]);
+    }
+    munmap(m, ps);
+}
+
+bool weft__stack_guard_madvise_supported(void)
+{
+    pthread_once(&probe_once, probe_guard_madvise);
+    return guard_madvise_works;
+}
+
+int weft__stack_pool_init(weft__stack_pool *p, const weft__stack_pool_options *o)
+{
+    static const weft__stack_pool_options defaults;
+    if (!o)
+        o = &defaults;
+    size_t ps = page_size();
+    size_t size = o->size ? o->size : WEFT__STACK_DEFAULT_SIZE;
+    size_t guard = o->guard ? o->guard : WEFT__STACK_DEFAULT_GUARD;
+    size_t keep = o->keep ? o->keep : WEFT__STACK_DEFAULT_KEEP;
+    if (size > ((size_t)1 << 40) || guard > ((size_t)1 << 30))
+        return -EINVAL;
+    size = round_up(size < 2 * ps ? 2 * ps : size, ps);
+    guard = round_up(guard, ps);
+    keep = round_up(keep, ps);
+
+    bool madv = weft__stack_guard_madvise_supported();
+    if (o->guard_mode == WEFT__GUARD_MADVISE && !madv)
+        return -EOPNOTSUPP;
+    if (o->guard_mode == WEFT__GUARD_MPROTECT)
+        madv = false;
+
+    *p = (weft__stack_pool){
+        .size = size,
+        .guard = guard,
+        .keep = keep < size ? keep : size,
+        .shared_max = o->shared_max ? o->shared_max : WEFT__STACK_DEFAULT_SHARED_MAX,
+        .guard_madvise = madv,
+    };
+    AO_stack_init(&p->shared);
+    return 0;
+}
+
+static weft__stack *header_of(const weft__stack_pool *p, char *map)
+{
+    return (weft__stack *)(map + p->guard + p->size - sizeof(weft__stack));
+}
+
+static char *map_of(const weft__stack_pool *p, weft__stack *s)
+{
+    return weft__stack_lo(p, s) - p->guard;
+}
+
+static void report_map_limit(void)
+{
+    static atomic_flag said = ATOMIC_FLAG_INIT;
+    if (atomic_flag_test_and_set_explicit(&said, memory_order_relaxed))
+        return;
+    long limit = -1;
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+    if (f) {
+        if (fscanf(f, "%ld", &limit) != 1)
+            limit = -1;
+        fclose(f);
+    }
+    fprintf(stderr,
+            "weft: cannot guard another fiber stack: the process has reached "
+            "vm.max_map_count (%ld mappings). This kernel lacks "
+            "MADV_GUARD_INSTALL (Linux 6.13+), so each guarded stack costs two "
+            "mappings; raise vm.max_map_count or run fewer fibers.\n",
+            limit);
+}
+
+static int map_stack(weft__stack_pool *p, weft__stack **out)
+{
+    size_t len = p->guard + p->size;
+    /* MAP_STACK: on Linux 6.7+ it also keeps transparent huge pages away,
+       which would otherwise turn a 4 KiB idle stack into 2 MiB of RSS. */
+    char *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (m == MAP_FAILED)
+        return -ENOMEM;
+    int rc = p->guard_madvise ? madvise(m, p->guard, MADV_GUARD_INSTALL)
+                              : mprotect(m, p->guard, PROT_NONE);
+    if (rc != 0) {
+        if (!p->guard_madvise && errno == ENOMEM)
+            report_map_limit();
+        munmap(m, len);
+        return -ENOMEM;
+    }
+    weft__stack *s = header_of(p, m);
+    s->next = NULL;
+    s->vg_id = weft__vg_stack_register(m + p->guard, m + len);
+    atomic_fetch_add_explicit(&p->mapped, 1, memory_order_relaxed);
+    *out = s;
+    return 0;
+}
+
+static void unmap_stack(weft__stack_pool *p, weft__stack *s)
+{
+    weft__vg_stack_deregister(s->vg_id);
+    munmap(map_of(p, s), p->guard + p->size);
+    atomic_fetch_sub_explicit(&p->mapped, 1, memory_order_relaxed);
+}
+
+void weft__stack_pool_deinit(weft__stack_pool *p)
+{
+    size_t live = atomic_load_explicit(&p->live, memory_order_relaxed);
+    if (live != 0) {
+        fprintf(stderr, "weft: stack pool destroyed while %zu stacks are still in use\n", live);
+        abort();
+    }
+    AO_t *e;
+    while ((e = AO_stack_pop_acquire(&p->shared)) != NULL)
+        unmap_stack(p, (weft__stack *)e);
+    atomic_store_explicit(&p->shared_count, 0, memory_order_relaxed);
+}
+
+int weft__stack_get(weft__stack_pool *p, weft__stack_cache *c, weft__stack **out)
+{
+    weft__stack *s = c ? c->head : NULL;
+    if (s) {
+        c->head = s->next;
+        c->count--;
+    } else {
+        AO_t *e = AO_stack_pop_acquire(&p->shared);
+        if (e) {
+            atomic_fetch_sub_explicit(&p->shared_count, 1, memory_order_relaxed);
+            s = (weft__stack *)e;
+        } else {
+            int rc = map_stack(p, &s);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    atomic_fetch_add_explicit(&p->live, 1, memory_order_relaxed);
+    *out = s;
+    return 0;
+}
+
+/*
+ * Did the last fiber on this stack go deeper than `keep`?  Read the cache
+ * line just below that depth.  If no fiber ever wrote there since the stack
+ * was mapped or last trimmed, the read maps the kernel's shared zero page
+ * (no memory is used) and sees zeros; a fiber that went that deep almost
+ * surely left something non-zero on the line.  A fiber that wrote only zeros
+ * there escapes the trim, and its pages stay until the next deep one: the
+ * cost of not making a system call on every recycle.
+ */
+WEFT__NO_SANITIZE_ADDRESS
+static bool went_deep(const weft__stack_pool *p, weft__stack *s)
+{
+    const uint64_t *line = (const uint64_t *)(weft__stack_top(s) - p->keep - 64);
+    weft__vg_make_defined(line, 64);
+    uint64_t any = 0;
+    for (int i = 0; i < 8; i++)
+        any |= ((const volatile uint64_t *)line)[i];
+    return any != 0;
+}
+
+static void recycle(weft__stack_pool *p, weft__stack *s)
+{
+    char *lo = weft__stack_lo(p, s);
+    /* A dead fiber leaves ASan's poison behind on its stack; the next fiber
+       must start on clean shadow. */
+    weft__asan_unpoison(lo, p->size - sizeof(weft__stack));
+    if (p->keep < p->size && went_deep(p, s))
+        madvise(lo, p->size - p->keep, MADV_DONTNEED);
+}
+
+/* The shared pool keeps at most shared_max stacks; past that a stack goes
+   back to the kernel. */
+static void give_to_shared(weft__stack_pool *p, weft__stack *s)
+{
+    if (atomic_load_explicit(&p->shared_count, memory_order_relaxed) >= p->shared_max) {
+        unmap_stack(p, s);
+        return;
+    }
+    atomic_fetch_add_explicit(&p->shared_count, 1, memory_order_relaxed);
+    AO_stack_push_release(&p->shared, &s->link);
+}
+
+void weft__stack_put(weft__stack_pool *p, weft__stack_cache *c, weft__stack *s)
+{
+    recycle(p, s);
+    atomic_fetch_sub_explicit(&p->live, 1, memory_order_relaxed);
+    if (!c) {
+        give_to_shared(p, s);
+        return;
+    }
+    if (c->count >= WEFT__STACK_CACHE_MAX) {
+        /* Keep the most recently used (hottest) half; the rest go to the
+           other threads. */
+        weft__stack *last = c->head;
+        for (unsigned i = 1; i < WEFT__STACK_CACHE_MAX / 2; i++)
+            last = last->next;
+        weft__stack *spill = last->next;
+        last->next = NULL;
+        c->count = WEFT__STACK_CACHE_MAX / 2;
+        while (spill) {
+            weft__stack *n = spill->next;
+            give_to_shared(p, spill);
+            spill = n;
+        }
+    }
+    s->next = c->head;
+    c->head = s;
+    c->count++;
+}
+
+void weft__stack_cache_drain(weft__stack_pool *p, weft__stack_cache *c)
+{
+    while (c->head) {
+        weft__stack *s = c->head;
+        c->head = s->next;
+        give_to_shared(p, s);
+    }
+    c->count = 0;
+}

@@ -1,0 +1,110 @@
+/*
+ * Fiber stacks: guarded mappings, pooled.
+ *
+ * A stack is one anonymous mapping, reserved with MAP_NORESERVE so only the
+ * pages a fiber touches cost memory:
+ *
+ *   map                guard_end = lo                                  top  map + map_size
+ *   +------------------+-----------------------------------------+----+---+
+ *   | guard (no access)| usable: the fiber's stack grows down  <- |....|hdr|
+ *   +------------------+-----------------------------------------+----+---+
+ *                                                   caller's bytes ^     ^ weft__stack
+ *
+ * The header (struct weft__stack) lives in the top bytes of its own stack:
+ * the pool needs no memory of its own per stack, and the top page, which
+ * any fiber touches first, holds it.
+ *
+ * The guard is installed with MADV_GUARD_INSTALL where the kernel has it
+ * (Linux 6.13+): the guard stays inside the stack's VMA, and adjacent stacks
+ * merge into one VMA, so a million guarded stacks fit under the default
+ * vm.max_map_count.  Elsewhere it is mprotect(PROT_NONE), at the cost of two
+ * VMAs per stack.  Which one is decided once per process, by a probe.
+ *
+ * Recycling: a per-thread cache (weft__stack_cache, owned by one thread,
+ * no atomics) in front of a shared lock-free pool (libatomic_ops' AO_stack).
+ * A stack coming back whose fiber went deeper than `keep` bytes has its
+ * deep pages returned to the kernel first (see weft__stack_put).
+ */
+#ifndef WEFT_FIBER_STACK_H
+#define WEFT_FIBER_STACK_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define AO_REQUIRE_CAS
+#include <atomic_ops_stack.h>
+
+typedef struct weft__stack weft__stack;
+
+struct weft__stack {
+    AO_t link;          /* AO_stack's link word, while in the shared pool */
+    weft__stack *next;  /* link while in a per-thread cache */
+    unsigned vg_id;     /* valgrind's id for the registered stack */
+    char pad[64 - sizeof(AO_t) - sizeof(weft__stack *) - sizeof(unsigned)];
+};
+
+_Static_assert(sizeof(weft__stack) == 64, "the stack header is one cache line");
+
+enum weft__guard_mode {
+    WEFT__GUARD_AUTO = 0, /* MADV_GUARD_INSTALL if the kernel has it, else mprotect */
+    WEFT__GUARD_MADVISE,  /* MADV_GUARD_INSTALL or fail with -EOPNOTSUPP */
+    WEFT__GUARD_MPROTECT, /* always mprotect */
+};
+
+typedef struct weft__stack_pool_options {
+    size_t size;        /* usable bytes per stack; 0: WEFT__STACK_DEFAULT_SIZE */
+    size_t guard;       /* guard bytes; 0: WEFT__STACK_DEFAULT_GUARD */
+    size_t keep;        /* bytes kept resident on recycle; 0: WEFT__STACK_DEFAULT_KEEP */
+    size_t shared_max;  /* stacks the shared pool keeps; 0: WEFT__STACK_DEFAULT_SHARED_MAX */
+    enum weft__guard_mode guard_mode;
+} weft__stack_pool_options;
+
+#define WEFT__STACK_DEFAULT_SIZE (256u * 1024u)
+#define WEFT__STACK_DEFAULT_GUARD (16u * 1024u)
+#define WEFT__STACK_DEFAULT_KEEP (32u * 1024u)
+#define WEFT__STACK_DEFAULT_SHARED_MAX 4096u
+#define WEFT__STACK_CACHE_MAX 64u
+
+typedef struct weft__stack_pool {
+    size_t size;     /* usable bytes, header included, page multiple */
+    size_t guard;    /* page multiple */
+    size_t keep;     /* page multiple, <= size */
+    size_t shared_max;
+    bool guard_madvise;
+    AO_stack_t shared;
+    atomic_size_t shared_count; /* approximate: updated next to the AO_stack ops */
+    atomic_size_t live;         /* stacks handed out and not yet returned */
+    atomic_size_t mapped;       /* mappings in existence */
+} weft__stack_pool;
+
+typedef struct weft__stack_cache {
+    weft__stack *head;
+    unsigned count;
+} weft__stack_cache;
+
+#define WEFT__STACK_CACHE_INIT {NULL, 0}
+
+/* 0, or -EINVAL (a size too large), -EOPNOTSUPP (WEFT__GUARD_MADVISE asked
+   for on a kernel without it). */
+int weft__stack_pool_init(weft__stack_pool *p, const weft__stack_pool_options *o);
+/* Unmaps every pooled stack.  Aborts if stacks are still handed out. */
+void weft__stack_pool_deinit(weft__stack_pool *p);
+
+/* 0, or -ENOMEM (no memory, or no more mappings: see the message printed). */
+int weft__stack_get(weft__stack_pool *p, weft__stack_cache *c, weft__stack **out);
+void weft__stack_put(weft__stack_pool *p, weft__stack_cache *c, weft__stack *s);
+/* Hands every cached stack to the shared pool (a thread that exits). */
+void weft__stack_cache_drain(weft__stack_pool *p, weft__stack_cache *c);
+
+/* The usable range [lo, top) and the guard [lo - guard, lo). */
+static inline char *weft__stack_top(weft__stack *s) { return (char *)s; }
+static inline char *weft__stack_lo(const weft__stack_pool *p, weft__stack *s)
+{
+    return (char *)s + sizeof(weft__stack) - p->size;
+}
+
+/* Does this kernel honour MADV_GUARD_INSTALL?  Probed once. */
+bool weft__stack_guard_madvise_supported(void);
+
+#endif

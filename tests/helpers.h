@@ -1,0 +1,61 @@
+/* Shared by the tests: scaling for slow runners, and running code in a
+   child process whose death and stderr are the behaviour under test. */
+#ifndef WEFT_TESTS_HELPERS_H
+#define WEFT_TESTS_HELPERS_H
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+static inline int test_on_valgrind(void) { return (int)RUNNING_ON_VALGRIND; }
+#else
+static inline int test_on_valgrind(void) { return 0; }
+#endif
+
+/* WEFT_TEST_SCALE=N divides the big loop counts by N: valgrind and
+   qemu-user run the same tests, with less repetition. */
+static inline size_t test_scaled(size_t n)
+{
+    const char *s = getenv("WEFT_TEST_SCALE");
+    long d = s ? strtol(s, NULL, 10) : 1;
+    if (d < 1)
+        d = 1;
+    size_t r = n / (size_t)d;
+    return r ? r : 1;
+}
+
+/* Runs fn(arg) in a forked child with stderr captured into out (NUL-
+   terminated).  Returns the child's wait status. */
+static inline int test_run_child(void (*fn)(void *), void *arg, char *out, size_t outlen)
+{
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        close(fds[0]);
+        dup2(fds[1], STDERR_FILENO);
+        fn(arg);
+        _exit(0);
+    }
+    close(fds[1]);
+    size_t n = 0;
+    ssize_t r;
+    while (n + 1 < outlen && (r = read(fds[0], out + n, outlen - 1 - n)) > 0)
+        n += (size_t)r;
+    out[n] = 0;
+    close(fds[0]);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    return status;
+}
+
+#endif

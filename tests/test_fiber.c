@@ -1,0 +1,297 @@
+/* Fibers (src/fiber/fiber.c, overflow.c): switching with bookkeeping, many
+   fibers at once, deep recursion, and overflow reports. */
+#include "fiber/fiber.h"
+#include "helpers.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+struct env {
+    weft__stack_pool pool;
+    weft__stack_cache cache;
+    weft__fiber main;
+};
+
+static void env_init(struct env *e, enum weft__guard_mode mode, size_t size)
+{
+    weft__stack_pool_options o = {.guard_mode = mode, .size = size};
+    cr_assert_eq(weft__stack_pool_init(&e->pool, &o), 0);
+    e->cache = (weft__stack_cache)WEFT__STACK_CACHE_INIT;
+    weft__fiber_init_thread(&e->main);
+}
+
+static void env_fini(struct env *e)
+{
+    weft__stack_cache_drain(&e->pool, &e->cache);
+    weft__stack_pool_deinit(&e->pool);
+    weft__fiber_fini_thread(&e->main);
+}
+
+/* ---- switching ---------------------------------------------------------- */
+
+struct pingpong {
+    weft__fiber *main;
+    uint64_t count;
+};
+
+static void pingpong_entry(weft__fiber *self, void *msg)
+{
+    struct pingpong *pp = msg;
+    for (;;) {
+        pp->count++;
+        void *m = weft__fiber_switch(self, pp->main, pp);
+        if (m == NULL)
+            break;
+    }
+    weft__fiber_exit(self, pp->main, NULL);
+}
+
+Test(fiber, switch_carries_messages_and_current_follows, .timeout = 60)
+{
+    struct env e;
+    env_init(&e, WEFT__GUARD_AUTO, 0);
+    cr_assert_eq(weft__fiber_current(), &e.main);
+    weft__fiber *f;
+    cr_assert_eq(weft__fiber_create(&f, &e.pool, &e.cache, 0, pingpong_entry), 0);
+    cr_assert_neq(f->id, e.main.id);
+    struct pingpong pp = {&e.main, 0};
+    size_t rounds = test_scaled(1000000);
+    for (size_t i = 0; i < rounds; i++) {
+        void *m = weft__fiber_switch(&e.main, f, &pp);
+        cr_assert_eq(m, &pp);
+    }
+    cr_assert_eq(pp.count, rounds);
+    cr_assert_eq(weft__fiber_current(), &e.main);
+    cr_assert_null(weft__fiber_switch(&e.main, f, NULL)); /* it exits */
+    weft__fiber_destroy(f, &e.pool, &e.cache);
+    cr_assert_eq(atomic_load(&e.pool.live), 0);
+    env_fini(&e);
+}
+
+static void extra_entry(weft__fiber *self, void *msg)
+{
+    weft__fiber *main = msg;
+    /* The owner's bytes are below the header, aligned, and ours to use. */
+    memset(self->extra, 0xab, 1000);
+    weft__fiber_exit(self, main, self->extra);
+}
+
+Test(fiber, extra_bytes_sit_below_the_header)
+{
+    struct env e;
+    env_init(&e, WEFT__GUARD_AUTO, 0);
+    weft__fiber *f;
+    cr_assert_eq(weft__fiber_create(&f, &e.pool, &e.cache, 1000, extra_entry), 0);
+    cr_assert_not_null(f->extra);
+    cr_assert_eq((uintptr_t)f->extra % 16, 0);
+    cr_assert((char *)f->extra + 1000 <= (char *)f);
+    unsigned char *x = weft__fiber_switch(&e.main, f, &e.main);
+    cr_assert_eq(x, f->extra);
+    cr_assert_eq(x[999], 0xab);
+    weft__fiber_destroy(f, &e.pool, &e.cache);
+    cr_assert_eq(weft__fiber_create(&f, &e.pool, &e.cache, 1 << 30, extra_entry), -EINVAL);
+    env_fini(&e);
+}
+
+/* ---- 100,000 fibers alive ----------------------------------------------- */
+
+static void parked_entry(weft__fiber *self, void *msg)
+{
+    weft__fiber *main = msg;
+    uint64_t id = self->id;
+    /* Park holding a value on our own stack; it must still be there. */
+    void *back = weft__fiber_switch(self, main, &id);
+    weft__fiber_exit(self, back, (void *)(uintptr_t)(id == self->id));
+}
+
+Test(fiber, hundred_thousand_fibers_alive_at_once, .timeout = 300)
+{
+    struct env e;
+    env_init(&e, WEFT__GUARD_AUTO, 0);
+    size_t n = test_scaled(100000);
+    /* Without MADV_GUARD_INSTALL every stack costs two mappings, and
+       vm.max_map_count (65530 by default) caps the count. */
+    if (!e.pool.guard_madvise && n > 25000)
+        n = 25000;
+    weft__fiber **fs = calloc(n, sizeof *fs);
+    cr_assert_not_null(fs);
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_eq(weft__fiber_create(&fs[i], &e.pool, &e.cache, 0, parked_entry), 0,
+                     "fiber %zu", i);
+        uint64_t *id = weft__fiber_switch(&e.main, fs[i], &e.main);
+        cr_assert_eq(*id, fs[i]->id);
+    }
+    cr_assert_eq(atomic_load(&e.pool.live), n);
+    for (size_t i = 0; i < n; i++) {
+        uintptr_t ok = (uintptr_t)weft__fiber_switch(&e.main, fs[i], &e.main);
+        cr_assert_eq(ok, 1, "fiber %zu lost its stack contents", i);
+        weft__fiber_destroy(fs[i], &e.pool, &e.cache);
+    }
+    cr_assert_eq(atomic_load(&e.pool.live), 0);
+    free(fs);
+    env_fini(&e);
+}
+
+/* ---- recursion ---------------------------------------------------------- */
+
+struct deep {
+    weft__fiber *main;
+    size_t depth;
+    uint64_t sum;
+    size_t lowest_margin;
+};
+
+/* Recurse until fewer than `margin` bytes of stack remain. */
+__attribute__((noinline)) static uint64_t recurse(weft__fiber *self, struct deep *d, size_t level)
+{
+    volatile char frame[512];
+    frame[0] = (char)level;
+    frame[511] = (char)level;
+    size_t left = (size_t)((char *)__builtin_frame_address(0) - self->stack_lo);
+    if (left < 24 * 1024) {
+        d->depth = level;
+        d->lowest_margin = left;
+        return level;
+    }
+    uint64_t r = recurse(self, d, level + 1) + level;
+    return r + (uint64_t)(frame[0] != (char)level) + (uint64_t)(frame[511] != (char)level);
+}
+
+static void deep_entry(weft__fiber *self, void *msg)
+{
+    struct deep *d = msg;
+    d->sum = recurse(self, d, 1);
+    weft__fiber_exit(self, d->main, d);
+}
+
+static void recursion_near_stack_size(enum weft__guard_mode mode)
+{
+    struct env e;
+    env_init(&e, mode, 0);
+    weft__fiber *f;
+    cr_assert_eq(weft__fiber_create(&f, &e.pool, &e.cache, 0, deep_entry), 0);
+    struct deep d = {.main = &e.main};
+    weft__fiber_switch(&e.main, f, &d);
+    size_t n = d.depth;
+    cr_assert_gt(n, 10);
+    cr_assert_eq(d.sum, (uint64_t)n * (n + 1) / 2, "a frame was corrupted");
+    cr_assert_lt(d.lowest_margin, 24 * 1024);
+    cr_log_info("recursed %zu frames, to %zu bytes from the bottom of %zu", n, d.lowest_margin,
+                f->stack_size);
+    weft__fiber_destroy(f, &e.pool, &e.cache);
+    env_fini(&e);
+}
+
+Test(fiber, recursion_to_near_stack_size, .timeout = 60)
+{
+    recursion_near_stack_size(WEFT__GUARD_AUTO);
+}
+
+Test(fiber, recursion_to_near_stack_size_mprotect_guard, .timeout = 60)
+{
+    recursion_near_stack_size(WEFT__GUARD_MPROTECT);
+}
+
+/* ---- overflow ----------------------------------------------------------- */
+
+__attribute__((noinline)) static uint64_t bottomless(uint64_t n)
+{
+    volatile char frame[256];
+    frame[0] = (char)n;
+    if (n == UINT64_MAX) /* never: keeps the compiler from calling it infinite */
+        return 0;
+    return bottomless(n + 1) + (uint64_t)frame[0];
+}
+
+static void overflow_entry(weft__fiber *self, void *msg)
+{
+    (void)bottomless(0);
+    weft__fiber_exit(self, msg, NULL);
+}
+
+struct overflow_case {
+    enum weft__guard_mode mode;
+    uint64_t id;
+};
+
+static void overflow_child(void *arg)
+{
+    struct overflow_case *oc = arg;
+    struct env e;
+    env_init(&e, oc->mode, 64 * 1024);
+    weft__fiber *f;
+    if (weft__fiber_create(&f, &e.pool, &e.cache, 0, overflow_entry) != 0)
+        _exit(3);
+    f->name = "bottomless";
+    char line[128];
+    snprintf(line, sizeof line, "fiber %llu (bottomless), stack [%p, %p)\n",
+             (unsigned long long)f->id, (void *)f->stack_lo, (void *)(f->stack_lo + f->stack_size));
+    /* Tell the parent what the report must name, on stdout. */
+    fputs(line, stdout);
+    fflush(stdout);
+    weft__fiber_switch(&e.main, f, &e.main);
+    _exit(0);
+}
+
+static void expect_overflow_report(enum weft__guard_mode mode)
+{
+    struct overflow_case oc = {mode, 0};
+    char err[2048];
+    /* The child writes its expectation to stdout: capture both streams. */
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    int saved = dup(STDOUT_FILENO);
+    dup2(fds[1], STDOUT_FILENO);
+    close(fds[1]);
+    int status = test_run_child(overflow_child, &oc, err, sizeof err);
+    dup2(saved, STDOUT_FILENO);
+    close(saved);
+    char want[256] = {0};
+    ssize_t r = read(fds[0], want, sizeof want - 1);
+    close(fds[0]);
+    cr_assert_gt(r, 0);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
+              "status %#x, stderr: %s", status, err);
+    cr_assert(strstr(err, "weft: fiber stack overflow") != NULL, "stderr: %s", err);
+    /* "fiber N (bottomless), stack [lo, hi)": the fiber and its range. */
+    char *nl = strchr(want, '\n');
+    if (nl)
+        *nl = 0;
+    cr_assert(strstr(err, want) != NULL, "report should contain \"%s\"; stderr: %s", want, err);
+}
+
+Test(fiber, overflow_is_reported_with_fiber_and_range, .timeout = 60)
+{
+    if (test_on_valgrind())
+        cr_skip_test("valgrind reports the overflow itself");
+    expect_overflow_report(WEFT__GUARD_AUTO);
+}
+
+Test(fiber, overflow_is_reported_with_mprotect_guard, .timeout = 60)
+{
+    if (test_on_valgrind())
+        cr_skip_test("valgrind reports the overflow itself");
+    expect_overflow_report(WEFT__GUARD_MPROTECT);
+}
+
+/* A fault that is not a stack overflow is not ours to report. */
+static void wild_write_child(void *arg)
+{
+    (void)arg;
+    struct env e;
+    env_init(&e, WEFT__GUARD_AUTO, 0);
+    static volatile uintptr_t where = 16;
+    *(volatile int *)where = 1;
+    _exit(0);
+}
+
+Test(fiber, other_faults_keep_their_default_action, .timeout = 60)
+{
+    char err[1024];
+    int status = test_run_child(wild_write_child, NULL, err, sizeof err);
+    /* Killed by the signal, or (under ASan, whose handler is chained)
+       exited with an error report. */
+    cr_assert(WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0),
+              "status %#x", status);
+    cr_assert(strstr(err, "weft: fiber stack overflow") == NULL, "stderr: %s", err);
+}

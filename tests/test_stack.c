@@ -1,0 +1,255 @@
+/* Fiber stacks (src/fiber/stack.c): guards, the pool, recycling. */
+#include "fiber/stack.h"
+#include "helpers.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/mman.h>
+
+static size_t page(void) { return (size_t)sysconf(_SC_PAGESIZE); }
+
+static bool resident(void *addr)
+{
+    unsigned char v = 0;
+    char *a = (char *)((uintptr_t)addr & ~(page() - 1));
+    cr_assert_eq(mincore(a, page(), &v), 0);
+    return v & 1;
+}
+
+static void pool_init(weft__stack_pool *p, enum weft__guard_mode mode)
+{
+    weft__stack_pool_options o = {.guard_mode = mode};
+    cr_assert_eq(weft__stack_pool_init(p, &o), 0);
+}
+
+Test(stack, default_sizes_are_page_multiples)
+{
+    weft__stack_pool p;
+    pool_init(&p, WEFT__GUARD_AUTO);
+    cr_expect_eq(p.size, WEFT__STACK_DEFAULT_SIZE);
+    cr_expect_eq(p.guard % page(), 0);
+    cr_expect_geq(p.guard, page());
+    cr_expect_eq(p.guard_madvise, weft__stack_guard_madvise_supported());
+    cr_log_info("MADV_GUARD_INSTALL honoured by this kernel: %s",
+                weft__stack_guard_madvise_supported() ? "yes" : "no");
+    weft__stack_pool_deinit(&p);
+}
+
+Test(stack, odd_sizes_round_up_and_absurd_ones_fail)
+{
+    weft__stack_pool p;
+    weft__stack_pool_options o = {.size = 10000, .guard = 1};
+    cr_assert_eq(weft__stack_pool_init(&p, &o), 0);
+    cr_expect_eq(p.size % page(), 0);
+    cr_expect_geq(p.size, 10000);
+    cr_expect_eq(p.guard, page());
+    weft__stack_pool_deinit(&p);
+    o.size = (size_t)1 << 50;
+    cr_expect_eq(weft__stack_pool_init(&p, &o), -EINVAL);
+}
+
+Test(stack, usable_range_is_writable_and_only_top_page_resident)
+{
+    weft__stack_pool p;
+    pool_init(&p, WEFT__GUARD_AUTO);
+    weft__stack *s;
+    cr_assert_eq(weft__stack_get(&p, NULL, &s), 0);
+    char *lo = weft__stack_lo(&p, s), *top = weft__stack_top(s);
+    cr_expect_eq(top - lo + sizeof(weft__stack), p.size);
+    cr_expect(resident(top - 1));
+    cr_expect(!resident(lo), "a fresh stack's bottom page should not be resident");
+    lo[0] = 1;
+    top[-1] = 2;
+    cr_expect(resident(lo));
+    weft__stack_put(&p, NULL, s);
+    weft__stack_pool_deinit(&p);
+}
+
+struct guard_case {
+    enum weft__guard_mode mode;
+};
+
+static void touch_guard(void *arg)
+{
+    struct guard_case *gc = arg;
+    weft__stack_pool p;
+    weft__stack_pool_options o = {.guard_mode = gc->mode};
+    if (weft__stack_pool_init(&p, &o) != 0)
+        _exit(3);
+    weft__stack *s;
+    if (weft__stack_get(&p, NULL, &s) != 0)
+        _exit(4);
+    /* Restore the default action: this tests the guard, not a handler. */
+    signal(SIGSEGV, SIG_DFL);
+    signal(SIGBUS, SIG_DFL);
+    volatile char *below = weft__stack_lo(&p, s) - 1;
+    *below = 1;
+    _exit(0);
+}
+
+static void expect_guard_faults(enum weft__guard_mode mode)
+{
+    struct guard_case gc = {mode};
+    char err[512];
+    int status = test_run_child(touch_guard, &gc, err, sizeof err);
+    cr_assert(WIFSIGNALED(status), "status %#x: writing below the stack did not fault", status);
+    cr_assert(WTERMSIG(status) == SIGSEGV || WTERMSIG(status) == SIGBUS);
+}
+
+Test(stack, guard_faults_with_mprotect, .timeout = 30) { expect_guard_faults(WEFT__GUARD_MPROTECT); }
+
+Test(stack, guard_faults_with_madvise_guard, .timeout = 30)
+{
+    if (!weft__stack_guard_madvise_supported())
+        cr_skip_test("this kernel does not honour MADV_GUARD_INSTALL");
+    expect_guard_faults(WEFT__GUARD_MADVISE);
+}
+
+Test(stack, deep_pages_are_returned_on_recycle)
+{
+    weft__stack_pool p;
+    pool_init(&p, WEFT__GUARD_AUTO);
+    weft__stack_cache c = WEFT__STACK_CACHE_INIT;
+    weft__stack *s;
+    cr_assert_eq(weft__stack_get(&p, &c, &s), 0);
+    char *lo = weft__stack_lo(&p, s), *top = weft__stack_top(s);
+    /* Act like a fiber that went all the way down. */
+    memset(lo, 0x5a, (size_t)(top - lo));
+    cr_assert(resident(lo));
+    weft__stack_put(&p, &c, s);
+    cr_expect(!resident(lo), "the deepest page should have been given back");
+    cr_expect(!resident(top - p.keep - 1), "the page just past `keep` should have been given back");
+    cr_expect(resident(top - 1), "the top page is kept");
+    /* The same stack comes back from the cache, and reads as zeros below. */
+    weft__stack *again;
+    cr_assert_eq(weft__stack_get(&p, &c, &again), 0);
+    cr_expect_eq(again, s);
+    cr_expect_eq(lo[0], 0);
+    weft__stack_put(&p, &c, again);
+    weft__stack_cache_drain(&p, &c);
+    weft__stack_pool_deinit(&p);
+}
+
+Test(stack, shallow_stacks_are_recycled_without_trimming)
+{
+    weft__stack_pool p;
+    pool_init(&p, WEFT__GUARD_AUTO);
+    weft__stack *s;
+    cr_assert_eq(weft__stack_get(&p, NULL, &s), 0);
+    char *top = weft__stack_top(s);
+    memset(top - 8192, 0x5a, 8192);
+    weft__stack_put(&p, NULL, s);
+    cr_expect(resident(top - 8192));
+    cr_expect_eq(top[-8192], 0x5a, "a shallow stack keeps its pages and contents");
+    weft__stack_pool_deinit(&p);
+}
+
+Test(stack, cache_spills_half_to_shared_pool_and_drains)
+{
+    weft__stack_pool p;
+    pool_init(&p, WEFT__GUARD_AUTO);
+    weft__stack_cache c = WEFT__STACK_CACHE_INIT;
+    enum { N = WEFT__STACK_CACHE_MAX + 1 };
+    weft__stack *s[N];
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(weft__stack_get(&p, &c, &s[i]), 0);
+    cr_expect_eq(atomic_load(&p.live), N);
+    cr_expect_eq(atomic_load(&p.mapped), N);
+    for (int i = 0; i < N; i++)
+        weft__stack_put(&p, &c, s[i]);
+    cr_expect_leq(c.count, WEFT__STACK_CACHE_MAX);
+    cr_expect_eq(c.count + atomic_load(&p.shared_count), N);
+    cr_expect_eq(atomic_load(&p.live), 0);
+    weft__stack_cache_drain(&p, &c);
+    cr_expect_eq(c.count, 0);
+    cr_expect_eq(atomic_load(&p.shared_count), N);
+    weft__stack_pool_deinit(&p);
+    cr_expect_eq(atomic_load(&p.mapped), 0);
+}
+
+Test(stack, shared_pool_keeps_at_most_shared_max)
+{
+    weft__stack_pool p;
+    weft__stack_pool_options o = {.shared_max = 4};
+    cr_assert_eq(weft__stack_pool_init(&p, &o), 0);
+    weft__stack *s[10];
+    for (int i = 0; i < 10; i++)
+        cr_assert_eq(weft__stack_get(&p, NULL, &s[i]), 0);
+    for (int i = 0; i < 10; i++)
+        weft__stack_put(&p, NULL, s[i]);
+    cr_expect_eq(atomic_load(&p.shared_count), 4);
+    cr_expect_eq(atomic_load(&p.mapped), 4);
+    weft__stack_pool_deinit(&p);
+}
+
+/* ---- four threads hammering one pool ------------------------------------ */
+
+struct hammer {
+    weft__stack_pool *pool;
+    uintptr_t id;
+    size_t rounds;
+    size_t bad;
+};
+
+static uint64_t xorshift(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static void *hammer_thread(void *arg)
+{
+    struct hammer *h = arg;
+    weft__stack_cache cache = WEFT__STACK_CACHE_INIT;
+    uint64_t rng = 0x9e3779b97f4a7c15ull * (h->id + 1);
+    weft__stack *held[8];
+    for (size_t r = 0; r < h->rounds; r++) {
+        /* Half the rounds bypass the cache, to hammer the shared pool. */
+        weft__stack_cache *c = (r & 1) ? &cache : NULL;
+        unsigned k = 1 + (unsigned)(xorshift(&rng) % 8);
+        for (unsigned i = 0; i < k; i++) {
+            if (weft__stack_get(h->pool, c, &held[i]) != 0) {
+                h->bad++;
+                k = i;
+                break;
+            }
+            /* Stamp the stack with who owns it, now. */
+            uint64_t *mark = (uint64_t *)(weft__stack_top(held[i]) - 64);
+            mark[0] = h->id;
+            mark[1] = r;
+        }
+        for (unsigned i = 0; i < k; i++) {
+            uint64_t *mark = (uint64_t *)(weft__stack_top(held[i]) - 64);
+            if (mark[0] != h->id || mark[1] != r)
+                h->bad++; /* someone else was handed this stack too */
+        }
+        for (unsigned i = 0; i < k; i++)
+            weft__stack_put(h->pool, c, held[i]);
+    }
+    weft__stack_cache_drain(h->pool, &cache);
+    return NULL;
+}
+
+Test(stack, pool_never_hands_one_stack_to_two_owners, .timeout = 120)
+{
+    weft__stack_pool p;
+    weft__stack_pool_options o = {.size = 16384, .shared_max = 64};
+    cr_assert_eq(weft__stack_pool_init(&p, &o), 0);
+    enum { T = 4 };
+    pthread_t th[T];
+    struct hammer h[T];
+    for (int i = 0; i < T; i++) {
+        h[i] = (struct hammer){&p, (uintptr_t)i + 1, test_scaled(200000), 0};
+        cr_assert_eq(pthread_create(&th[i], NULL, hammer_thread, &h[i]), 0);
+    }
+    for (int i = 0; i < T; i++) {
+        pthread_join(th[i], NULL);
+        cr_expect_eq(h[i].bad, 0, "thread %d saw %zu stacks owned twice", i, h[i].bad);
+    }
+    cr_expect_eq(atomic_load(&p.live), 0);
+    cr_expect_eq(atomic_load(&p.shared_count), atomic_load(&p.mapped));
+    weft__stack_pool_deinit(&p);
+    cr_expect_eq(atomic_load(&p.mapped), 0);
+}
