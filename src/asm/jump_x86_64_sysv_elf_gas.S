@@ -54,9 +54,19 @@ weft__context_jump:
         movq    %rsp, %rax
         movq    %rdi, %rsp
 
+        /* Loading MXCSR and the x87 control word costs more than the
+           rest of the switch; they almost never differ between contexts,
+           so load each only when it does (the frame we just saved, at
+           rax, holds the current values). */
+        movl    (%rsp), %r9d
+        cmpl    (%rax), %r9d
+        je      1f
         ldmxcsr (%rsp)
+1:      movzwl  0x4(%rsp), %r9d
+        cmpw    0x4(%rax), %r9w
+        je      2f
         fldcw   0x4(%rsp)
-        movq    0x08(%rsp), %r12
+2:      movq    0x08(%rsp), %r12
         movq    0x10(%rsp), %r13
         movq    0x18(%rsp), %r14
         movq    0x20(%rsp), %r15

@@ -111,10 +111,12 @@ static void report_map_limit(void)
     }
     fprintf(stderr,
             "weft: cannot guard another fiber stack: the process has reached "
-            "vm.max_map_count (%ld mappings). This kernel lacks "
-            "MADV_GUARD_INSTALL (Linux 6.13+), so each guarded stack costs two "
-            "mappings; raise vm.max_map_count or run fewer fibers.\n",
-            limit);
+            "vm.max_map_count (%ld mappings). Stacks guarded with mprotect cost "
+            "two mappings each%s; raise vm.max_map_count or run fewer fibers.\n",
+            limit,
+            weft__stack_guard_madvise_supported()
+                ? ""
+                : " (this kernel lacks MADV_GUARD_INSTALL, Linux 6.13+, whose guards cost none)");
 }
 
 static int map_stack(weft__stack_pool *p, weft__stack **out)

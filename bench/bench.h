@@ -1,0 +1,43 @@
+/* Small helpers shared by the benchmark programs: a clock, medians, and
+   markdown table rows.  Benchmarks print; they never fail the build. */
+#ifndef WEFT_BENCH_H
+#define WEFT_BENCH_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define BENCH_REPS 7
+
+static inline int64_t bench_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int bench_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static inline double bench_median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, bench_cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* BENCH_SCALE=N divides iteration counts (for a quick look). */
+static inline long bench_scaled(long n)
+{
+    const char *s = getenv("BENCH_SCALE");
+    long d = s ? strtol(s, NULL, 10) : 1;
+    if (d < 1)
+        d = 1;
+    return n / d > 0 ? n / d : 1;
+}
+
+#endif

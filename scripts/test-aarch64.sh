@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Cross-builds weft for aarch64 and runs its Criterion tests under qemu-user,
+# on Debian 12 (x86_64).  Exits with the test binary's status.
+#
+#   scripts/test-aarch64.sh [criterion options...]     e.g. --verbose, --filter 'stack/*'
+#
+# Steps: the sysroot and host tools (scripts/aarch64-sysroot.sh), configure
+# build/aarch64 with cmake/aarch64-linux-gnu.cmake, build, and run
+# build/aarch64/tests/weft_tests under qemu-aarch64 with WEFT_TEST_SCALE=10
+# (unless WEFT_TEST_SCALE is set already).
+#
+# Why the user namespace: Criterion runs every test in a worker that it
+# starts by fork() and then execve() of its own executable.  Under
+# qemu-user that execve reaches the host kernel, which cannot run an aarch64
+# ELF unless binfmt_misc has a handler for it: without one every test fails
+# with "Could not spawn test instance: Protocol error", whatever Criterion's
+# options.  If the host already runs aarch64 binaries (qemu-user-binfmt, or a
+# handler registered by hand), that is used.  Otherwise the tests run in a
+# new user and mount namespace with a private binfmt_misc instance (Linux
+# 6.7+) where qemu-aarch64 is registered: nothing outside that namespace
+# changes, and no root is needed where unprivileged user namespaces are
+# allowed.  QEMU_LD_PREFIX gives every qemu in the tree the sysroot.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${WEFT_AARCH64_BUILD:-$ROOT/build/aarch64}
+SELF="$ROOT/scripts/test-aarch64.sh"
+
+say() { printf 'test-aarch64: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+# qemu's own binfmt entry for aarch64 ELF executables (qemu-binfmt-conf.sh).
+BINFMT_MAGIC='\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00'
+BINFMT_MASK='\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff'
+
+run_tests() {
+    exec qemu-aarch64 -L "$QEMU_LD_PREFIX" "$BUILD/tests/weft_tests" "$@"
+}
+
+# ---- inside the namespace (the script runs itself there) -----------------------
+if [ "${1:-}" = "--in-userns" ]; then
+    shift
+    if ! mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null; then
+        say "error: cannot mount a private binfmt_misc in a user namespace (it needs Linux 6.7+)."
+        say "Register qemu-aarch64 on the host instead, as root: apt-get install -y qemu-user-binfmt"
+        say "(binfmt_misc must be mounted: mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc)"
+        exit 1
+    fi
+    # F: the kernel opens qemu-aarch64 now, so the handler works whatever
+    # the mount namespace of the process that execs.
+    printf '%s' ":qemu-aarch64:M::$BINFMT_MAGIC:$BINFMT_MASK:$(command -v qemu-aarch64):F" \
+        >/proc/sys/fs/binfmt_misc/register
+    run_tests "$@"
+fi
+
+# ---- sysroot, configure, build -------------------------------------------------
+SYSROOT=$("$ROOT/scripts/aarch64-sysroot.sh" | tail -n1)
+[ -d "$SYSROOT" ] || die "scripts/aarch64-sysroot.sh gave no sysroot"
+
+mkdir -p "$BUILD"
+log="$BUILD/test-aarch64.log"
+say "configuring $BUILD"
+if ! cmake -S "$ROOT" -B "$BUILD" -G Ninja \
+    -DCMAKE_TOOLCHAIN_FILE="$ROOT/cmake/aarch64-linux-gnu.cmake" \
+    -DWEFT_AARCH64_SYSROOT="$SYSROOT" \
+    -DWEFT_BUILD_BENCH=OFF >"$log" 2>&1; then
+    cat "$log" >&2
+    die "cmake failed"
+fi
+say "building"
+if ! ninja -C "$BUILD" >"$log" 2>&1; then
+    cat "$log" >&2
+    die "build failed"
+fi
+
+# ---- run -----------------------------------------------------------------------
+export WEFT_TEST_SCALE=${WEFT_TEST_SCALE:-10}
+export QEMU_LD_PREFIX="$SYSROOT"
+say "running $BUILD/tests/weft_tests under qemu-aarch64 (WEFT_TEST_SCALE=$WEFT_TEST_SCALE)"
+
+# Can the kernel run an aarch64 executable already?  Run the test binary
+# itself, directly; without a handler the exec fails (status 126).
+if "$BUILD/tests/weft_tests" --version >/dev/null 2>&1; then
+    say "the host runs aarch64 executables (binfmt_misc): Criterion's workers will start"
+    run_tests "$@"
+fi
+command -v unshare >/dev/null || die "no unshare (util-linux) to make a user namespace"
+say "no binfmt_misc handler for aarch64 on the host: using a private one in a user namespace"
+exec unshare --user --map-root-user --mount --fork -- "$SELF" --in-userns "$@"

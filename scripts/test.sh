@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Builds weft every way it ships and runs the whole test suite on each:
+#   gcc and clang (warnings are errors), the asm and the Boost.Context
+#   switch, ASan+UBSan, valgrind, an installed-copy consumer, and aarch64
+#   under qemu-user.
+# Ends with one line, "tests: N passed, N failed"; exits non-zero on any
+# failure.  Logs go to build/logs/.
+set -u
+cd "$(dirname "$0")/.."
+root=$PWD
+scripts/deps.sh test || exit 1
+
+logs=$root/build/logs
+mkdir -p "$logs"
+pass=0
+fail=0
+failed=()
+
+# configure NAME [cmake args...]: a build tree under build/NAME, built.
+configure() {
+    local name=$1
+    shift
+    echo "== build $name"
+    if cmake -S . -B "build/$name" -G Ninja -DWEFT_BUILD_BENCH=OFF "$@" >"$logs/build-$name.log" 2>&1 &&
+        ninja -C "build/$name" >>"$logs/build-$name.log" 2>&1; then
+        return 0
+    fi
+    tail -30 "$logs/build-$name.log"
+    fail=$((fail + 1))
+    failed+=("build-$name")
+    return 1
+}
+
+# suite NAME COMMAND...: runs a Criterion binary (or anything that prints a
+# Criterion synthesis line) and adds its counts.
+suite() {
+    local name=$1
+    shift
+    echo "== test $name"
+    "$@" >"$logs/test-$name.log" 2>&1
+    local rc=$?
+    grep -E '^\[(FAIL|----)\]|Synthesis' "$logs/test-$name.log" | grep -v '^\[----\]   $' | tail -40
+    local line p f c
+    line=$(grep -a 'Synthesis:' "$logs/test-$name.log" | tail -1)
+    if [ -z "$line" ]; then
+        echo "   (no test summary; exit status $rc; see $logs/test-$name.log)"
+        tail -20 "$logs/test-$name.log"
+        fail=$((fail + 1))
+        failed+=("$name")
+        return
+    fi
+    p=$(sed -E 's/.*Passing: ([0-9]+).*/\1/' <<<"$line")
+    f=$(sed -E 's/.*Failing: ([0-9]+).*/\1/' <<<"$line")
+    c=$(sed -E 's/.*Crashing: ([0-9]+).*/\1/' <<<"$line")
+    pass=$((pass + p))
+    fail=$((fail + f + c))
+    if [ "$rc" -ne 0 ] || [ $((f + c)) -ne 0 ]; then
+        [ $((f + c)) -eq 0 ] && fail=$((fail + 1)) # e.g. a sanitizer report at exit
+        failed+=("$name")
+        [ "$rc" -ne 0 ] && tail -20 "$logs/test-$name.log"
+    fi
+}
+
+if configure gcc -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=gcc; then
+    suite gcc build/gcc/tests/weft_tests
+    # valgrind runs the same binary, with loop counts divided by 20.
+    suite valgrind env WEFT_TEST_SCALE=20 valgrind -q --trace-children=yes --error-exitcode=99 \
+        build/gcc/tests/weft_tests
+    echo "== test consumer"
+    rm -rf build/prefix
+    if cmake --install build/gcc --prefix "$root/build/prefix" >"$logs/install.log" 2>&1 &&
+        tests/consumer/run.sh "$root/build/prefix" "$root/build/consumer" | tee "$logs/test-consumer.log"; then :; fi
+    line=$(grep 'consumer:' "$logs/test-consumer.log" 2>/dev/null | tail -1)
+    cp=$(sed -nE 's/.* ([0-9]+) passed.*/\1/p' <<<"$line")
+    cf=$(sed -nE 's/.* ([0-9]+) failed.*/\1/p' <<<"$line")
+    pass=$((pass + ${cp:-0}))
+    fail=$((fail + ${cf:-1}))
+    [ "${cf:-1}" -ne 0 ] && failed+=(consumer)
+fi
+if configure clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang; then
+    suite clang build/clang/tests/weft_tests
+fi
+if configure boost -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_CONTEXT=boost; then
+    suite boost build/boost/tests/weft_tests
+fi
+if configure asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DWEFT_SANITIZE=address,undefined; then
+    suite asan env ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+        LSAN_OPTIONS="suppressions=$root/tests/lsan.supp" UBSAN_OPTIONS=print_stacktrace=1 \
+        build/asan/tests/weft_tests
+fi
+suite aarch64 scripts/test-aarch64.sh
+
+echo
+[ ${#failed[@]} -ne 0 ] && echo "failed: ${failed[*]}"
+echo "tests: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
