@@ -8,7 +8,7 @@ pkgs=(build-essential cmake ninja-build pkg-config liburing-dev libatomic-ops-de
       libboost-context-dev)
 case $job in
 build) ;;
-test) pkgs+=(libcriterion-dev clang g++ valgrind gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+test) pkgs+=(libcriterion-dev clang g++ valgrind gdb gcc-aarch64-linux-gnu libc6-dev-arm64-cross
              qemu-user) ;;
 bench) ;;
 *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;

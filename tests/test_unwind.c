@@ -1,0 +1,47 @@
+/* The assembly's CFI: a debugger stopped inside a fiber unwinds through the
+   fiber's frames to its entry and stops cleanly at the context's start. */
+#include "helpers.h"
+
+#include <stdio.h>
+
+#ifndef WEFT_UNWIND_PROBE
+#error "WEFT_UNWIND_PROBE must name the probe executable"
+#endif
+
+static void run_gdb(void *arg)
+{
+    (void)arg;
+    dup2(STDERR_FILENO, STDOUT_FILENO);
+    execlp("gdb", "gdb", "-nx", "-batch", "-ex", "break probe_here", "-ex", "run", "-ex", "bt",
+           "-ex", "kill", WEFT_UNWIND_PROBE, (char *)NULL);
+    _exit(127);
+}
+
+Test(unwind, gdb_backtrace_from_a_fiber_stops_at_context_start, .timeout = 120)
+{
+#if !defined(__x86_64__)
+    cr_skip_test("checked with the host's gdb on x86_64 only (qemu-user has no ptrace)");
+#endif
+    if (test_on_valgrind())
+        cr_skip_test("gdb does not run under valgrind");
+    if (system("gdb --version >/dev/null 2>&1") != 0)
+        cr_skip_test("gdb is not installed");
+    static char out[16384];
+    int status = test_run_child(run_gdb, NULL, out, sizeof out);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "gdb failed: %s", out);
+    const char *bt = strstr(out, "#0 ");
+    cr_assert_not_null(bt, "no backtrace in: %s", out);
+    const char *want[] = {"probe_here", "fiber_level3", "fiber_level2", "fiber_level1",
+                          "weft__context_start"};
+    const char *at = bt;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const char *p = strstr(at, want[i]);
+        cr_assert_not_null(p, "frame %s missing or out of order in:\n%s", want[i], bt);
+        at = p;
+    }
+    /* The fiber's outermost frame is the last: no frames from the thread
+       that switched to it, and no complaint from the unwinder. */
+    cr_assert_null(strstr(at, "\n#"), "unwinding ran past the fiber:\n%s", bt);
+    cr_assert_null(strstr(bt, "Backtrace stopped"), "%s", bt);
+    cr_assert_null(strstr(bt, "corrupt"), "%s", bt);
+}
