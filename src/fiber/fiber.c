@@ -6,7 +6,10 @@
 #include <stdalign.h>
 #include <string.h>
 
-static _Thread_local weft__fiber *tls_current;
+/* initial-exec: libweft is position-independent, and the default model for
+   that would call __tls_get_addr on every access, doubling the cost of a
+   switch.  glibc keeps static TLS room for libraries that ask for this. */
+static _Thread_local weft__fiber *tls_current __attribute__((tls_model("initial-exec")));
 
 /* noinline, and an empty asm the optimiser cannot see through: each call
    computes the thread-local's address afresh, on the thread it runs on. */
