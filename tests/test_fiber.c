@@ -64,7 +64,7 @@ Test(fiber, switch_carries_messages_and_current_follows, .timeout = 60)
     cr_assert_eq(weft__fiber_current(), &e.main);
     cr_assert_null(weft__fiber_switch(&e.main, f, NULL)); /* it exits */
     weft__fiber_destroy(f, &e.pool, &e.cache);
-    cr_assert_eq(atomic_load(&e.pool.live), 0);
+    cr_assert_eq(weft__stack_in_use(&e.pool, &e.cache), 0);
     env_fini(&e);
 }
 
@@ -121,13 +121,13 @@ Test(fiber, hundred_thousand_fibers_alive_at_once, .timeout = 300)
         uint64_t *id = weft__fiber_switch(&e.main, fs[i], &e.main);
         cr_assert_eq(*id, fs[i]->id);
     }
-    cr_assert_eq(atomic_load(&e.pool.live), n);
+    cr_assert_eq(weft__stack_in_use(&e.pool, &e.cache), (long)n);
     for (size_t i = 0; i < n; i++) {
         uintptr_t ok = (uintptr_t)weft__fiber_switch(&e.main, fs[i], &e.main);
         cr_assert_eq(ok, 1, "fiber %zu lost its stack contents", i);
         weft__fiber_destroy(fs[i], &e.pool, &e.cache);
     }
-    cr_assert_eq(atomic_load(&e.pool.live), 0);
+    cr_assert_eq(weft__stack_in_use(&e.pool, &e.cache), 0);
     free(fs);
     env_fini(&e);
 }

@@ -153,13 +153,13 @@ Test(stack, cache_spills_half_to_shared_pool_and_drains)
     weft__stack *s[N];
     for (int i = 0; i < N; i++)
         cr_assert_eq(weft__stack_get(&p, &c, &s[i]), 0);
-    cr_expect_eq(atomic_load(&p.live), N);
+    cr_expect_eq(weft__stack_in_use(&p, &c), N);
     cr_expect_eq(atomic_load(&p.mapped), N);
     for (int i = 0; i < N; i++)
         weft__stack_put(&p, &c, s[i]);
     cr_expect_leq(c.count, WEFT__STACK_CACHE_MAX);
     cr_expect_eq(c.count + atomic_load(&p.shared_count), N);
-    cr_expect_eq(atomic_load(&p.live), 0);
+    cr_expect_eq(weft__stack_in_use(&p, &c), 0);
     weft__stack_cache_drain(&p, &c);
     cr_expect_eq(c.count, 0);
     cr_expect_eq(atomic_load(&p.shared_count), N);

@@ -32,7 +32,9 @@ Test(unwind, gdb_backtrace_from_a_fiber_stops_at_context_start, .timeout = 120)
     const char *bt = strstr(out, "#0 ");
     cr_assert_not_null(bt, "no backtrace in: %s", out);
     const char *want[] = {"probe_here", "fiber_level3", "fiber_level2", "fiber_level1",
-                          "weft__context_start"};
+                          /* gdb may print the local symbol weft__context_start as
+                             "weft.context_start" */
+                          "context_start"};
     const char *at = bt;
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         const char *p = strstr(at, want[i]);

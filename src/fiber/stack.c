@@ -153,9 +153,12 @@ static void unmap_stack(weft__stack_pool *p, weft__stack *s)
 
 void weft__stack_pool_deinit(weft__stack_pool *p)
 {
-    size_t live = atomic_load_explicit(&p->live, memory_order_relaxed);
+    long live = atomic_load_explicit(&p->live, memory_order_relaxed);
     if (live != 0) {
-        fprintf(stderr, "weft: stack pool destroyed while %zu stacks are still in use\n", live);
+        fprintf(stderr,
+                "weft: stack pool destroyed while %ld stacks are still in use "
+                "(or a cache was not drained)\n",
+                live);
         abort();
     }
     AO_t *e;
@@ -168,9 +171,14 @@ int weft__stack_get(weft__stack_pool *p, weft__stack_cache *c, weft__stack **out
 {
     weft__stack *s = c ? c->head : NULL;
     if (s) {
+        /* The hot path: no atomic operation at all. */
         c->head = s->next;
         c->count--;
-    } else {
+        c->out++;
+        *out = s;
+        return 0;
+    }
+    {
         AO_t *e = AO_stack_pop_acquire(&p->shared);
         if (e) {
             atomic_fetch_sub_explicit(&p->shared_count, 1, memory_order_relaxed);
@@ -181,7 +189,10 @@ int weft__stack_get(weft__stack_pool *p, weft__stack_cache *c, weft__stack **out
                 return rc;
         }
     }
-    atomic_fetch_add_explicit(&p->live, 1, memory_order_relaxed);
+    if (c)
+        c->out++;
+    else
+        atomic_fetch_add_explicit(&p->live, 1, memory_order_relaxed);
     *out = s;
     return 0;
 }
@@ -231,11 +242,12 @@ static void give_to_shared(weft__stack_pool *p, weft__stack *s)
 void weft__stack_put(weft__stack_pool *p, weft__stack_cache *c, weft__stack *s)
 {
     recycle(p, s);
-    atomic_fetch_sub_explicit(&p->live, 1, memory_order_relaxed);
     if (!c) {
+        atomic_fetch_sub_explicit(&p->live, 1, memory_order_relaxed);
         give_to_shared(p, s);
         return;
     }
+    c->out--;
     if (c->count >= WEFT__STACK_CACHE_MAX) {
         /* Keep the most recently used (hottest) half; the rest go to the
            other threads. */
@@ -264,4 +276,6 @@ void weft__stack_cache_drain(weft__stack_pool *p, weft__stack_cache *c)
         give_to_shared(p, s);
     }
     c->count = 0;
+    atomic_fetch_add_explicit(&p->live, c->out, memory_order_relaxed);
+    c->out = 0;
 }

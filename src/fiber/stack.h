@@ -74,16 +74,19 @@ typedef struct weft__stack_pool {
     bool guard_madvise;
     AO_stack_t shared;
     atomic_size_t shared_count; /* approximate: updated next to the AO_stack ops */
-    atomic_size_t live;         /* stacks handed out and not yet returned */
+    /* Stacks handed out and not yet returned, counting only what caches
+       have drained: exact once every cache is drained. */
+    atomic_long live;
     atomic_size_t mapped;       /* mappings in existence */
 } weft__stack_pool;
 
 typedef struct weft__stack_cache {
     weft__stack *head;
     unsigned count;
+    long out; /* gets minus puts through this cache; folded into live on drain */
 } weft__stack_cache;
 
-#define WEFT__STACK_CACHE_INIT {NULL, 0}
+#define WEFT__STACK_CACHE_INIT {NULL, 0, 0}
 
 /* 0, or -EINVAL (a size too large), -EOPNOTSUPP (WEFT__GUARD_MADVISE asked
    for on a kernel without it). */
@@ -94,8 +97,16 @@ void weft__stack_pool_deinit(weft__stack_pool *p);
 /* 0, or -ENOMEM (no memory, or no more mappings: see the message printed). */
 int weft__stack_get(weft__stack_pool *p, weft__stack_cache *c, weft__stack **out);
 void weft__stack_put(weft__stack_pool *p, weft__stack_cache *c, weft__stack *s);
-/* Hands every cached stack to the shared pool (a thread that exits). */
+/* Hands every cached stack to the shared pool (a thread that exits), and
+   settles the cache's count of stacks in use into the pool's. */
 void weft__stack_cache_drain(weft__stack_pool *p, weft__stack_cache *c);
+
+/* Stacks in use, as seen from a thread with cache c (or NULL): exact when
+   c is the only cache not drained. */
+static inline long weft__stack_in_use(weft__stack_pool *p, const weft__stack_cache *c)
+{
+    return atomic_load_explicit(&p->live, memory_order_relaxed) + (c ? c->out : 0);
+}
 
 /* The usable range [lo, top) and the guard [lo - guard, lo). */
 static inline char *weft__stack_top(weft__stack *s) { return (char *)s; }
