@@ -71,8 +71,14 @@ static double no_pool(long n, bool madv)
     }
     return (double)(bench_now_ns() - t0) / (double)n;
 }
-static double no_pool_madvise(long n) { return no_pool(n, true); }
-static double no_pool_mprotect(long n) { return no_pool(n, false); }
+static double no_pool_madvise(long n)
+{
+    return no_pool(n, true);
+}
+static double no_pool_mprotect(long n)
+{
+    return no_pool(n, false);
+}
 
 /* ---- memory for N idle stacks ------------------------------------------- */
 
@@ -197,8 +203,9 @@ int main(void)
         for (int i = 0; i < nrows; i++)
             rows[i].s[r] = (i == 2 && !madv) ? 0 : rows[i].run(rows[i].n);
 
-    printf("### Stack get + put (%zu KiB stacks, %zu KiB guard; ns per pair, median of %d runs)\n\n",
-           SIZE / 1024, GUARD / 1024, BENCH_REPS);
+    printf(
+        "### Stack get + put (%zu KiB stacks, %zu KiB guard; ns per pair, median of %d runs)\n\n",
+        SIZE / 1024, GUARD / 1024, BENCH_REPS);
     printf("| path | pairs per run | ns/pair | vs cache hit |\n|---|---:|---:|---:|\n");
     double base = bench_median(rows[0].s, BENCH_REPS);
     for (int i = 0; i < nrows; i++) {
@@ -227,8 +234,8 @@ int main(void)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct idle_result r = idle(cases[i].n, cases[i].mode);
         const char *g = cases[i].mode == WEFT__GUARD_MPROTECT ? "mprotect"
-                        : madv                               ? "MADV_GUARD_INSTALL"
-                                                             : "mprotect";
+                        : madv                                ? "MADV_GUARD_INSTALL"
+                                                              : "mprotect";
         printf("| %ld | %s | %ld | %.2f | %.2f | %ld | %.0f |\n", cases[i].n, g, r.made, r.rss_per,
                r.pte_per, r.maps_added, r.ns_per);
     }

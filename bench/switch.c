@@ -71,7 +71,10 @@ static double run_weft_fiber(long n)
 /* ---- Boost.Context fcontext ---- */
 #ifdef WEFT_BENCH_BOOST
 typedef void *fcontext_t;
-typedef struct { fcontext_t fctx; void *data; } transfer_t;
+typedef struct {
+    fcontext_t fctx;
+    void *data;
+} transfer_t;
 extern transfer_t jump_fcontext(fcontext_t const to, void *vp);
 extern fcontext_t make_fcontext(void *sp, size_t size, void (*fn)(transfer_t));
 
@@ -153,7 +156,8 @@ int main(void)
         printf("| %s | %ld | %.2f | %.2fx |\n", rows[i].name, rows[i].n / 2 * 2, rows[i].median,
                rows[i].median / rows[0].median);
 #ifndef WEFT_BENCH_BOOST
-    printf("\n(Boost.Context row skipped: libboost-context-dev was not found at configure time.)\n");
+    printf(
+        "\n(Boost.Context row skipped: libboost-context-dev was not found at configure time.)\n");
 #endif
     printf("\n");
     return 0;

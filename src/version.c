@@ -2,6 +2,12 @@
 
 #include "asm/context.h"
 
-const char *weft_version(void) { return WEFT_VERSION_STRING; }
+const char *weft_version(void)
+{
+    return WEFT_VERSION_STRING;
+}
 
-const char *weft_context_impl(void) { return weft__context_impl; }
+const char *weft_context_impl(void)
+{
+    return weft__context_impl;
+}

@@ -14,9 +14,15 @@
 
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
-static inline int test_on_valgrind(void) { return (int)RUNNING_ON_VALGRIND; }
+static inline int test_on_valgrind(void)
+{
+    return (int)RUNNING_ON_VALGRIND;
+}
 #else
-static inline int test_on_valgrind(void) { return 0; }
+static inline int test_on_valgrind(void)
+{
+    return 0;
+}
 #endif
 
 /* WEFT_TEST_SCALE=N divides the big loop counts by N: valgrind and

@@ -23,27 +23,35 @@ static char *new_stack(void)
 /* rbx rbp r12 r13 r14 r15 MXCSR x87-CW; the control words hold non-default
    rounding modes, different on each side (valgrind emulates the x87
    rounding bits but not the precision bits, so only rounding differs). */
-static const uint64_t regs_main[NREGS] = {
-    0x1111111111111111, 0x2222222222222222, 0x3333333333333333, 0x4444444444444444,
-    0x5555555555555555, 0x6666666666666666, 0x3f80,             0x077f};
-static const uint64_t regs_fiber[NREGS] = {
-    0xa1a1a1a1a1a1a1a1, 0xb2b2b2b2b2b2b2b2, 0xc3c3c3c3c3c3c3c3, 0xd4d4d4d4d4d4d4d4,
-    0xe5e5e5e5e5e5e5e5, 0xf6f6f6f6f6f6f6f6, 0x7f80,             0x0f7f};
+static const uint64_t regs_main[NREGS] = {0x1111111111111111,
+                                          0x2222222222222222,
+                                          0x3333333333333333,
+                                          0x4444444444444444,
+                                          0x5555555555555555,
+                                          0x6666666666666666,
+                                          0x3f80,
+                                          0x077f};
+static const uint64_t regs_fiber[NREGS] = {0xa1a1a1a1a1a1a1a1,
+                                           0xb2b2b2b2b2b2b2b2,
+                                           0xc3c3c3c3c3c3c3c3,
+                                           0xd4d4d4d4d4d4d4d4,
+                                           0xe5e5e5e5e5e5e5e5,
+                                           0xf6f6f6f6f6f6f6f6,
+                                           0x7f80,
+                                           0x0f7f};
 #elif defined(__aarch64__)
 #define NREGS 19
 /* x19-x28 x29 d8-d15 */
-#define R(n) (0x0101010101010101ull * (n))
+#define R(n)  (0x0101010101010101ull * (n))
 static const uint64_t regs_main[NREGS] = {R(1),  R(2),  R(3),  R(4),  R(5),  R(6),  R(7),
                                           R(8),  R(9),  R(10), R(11), R(12), R(13), R(14),
                                           R(15), R(16), R(17), R(18), R(19)};
-static const uint64_t regs_fiber[NREGS] = {R(0x21), R(0x22), R(0x23), R(0x24), R(0x25),
-                                           R(0x26), R(0x27), R(0x28), R(0x29), R(0x2a),
-                                           R(0x2b), R(0x2c), R(0x2d), R(0x2e), R(0x2f),
-                                           R(0x30), R(0x31), R(0x32), R(0x33)};
+static const uint64_t regs_fiber[NREGS] = {
+    R(0x21), R(0x22), R(0x23), R(0x24), R(0x25), R(0x26), R(0x27), R(0x28), R(0x29), R(0x2a),
+    R(0x2b), R(0x2c), R(0x2d), R(0x2e), R(0x2f), R(0x30), R(0x31), R(0x32), R(0x33)};
 #endif
 
-weft__transfer weft_test_jump_regs(weft__context to, void *data, const uint64_t *in,
-                                   uint64_t *out);
+weft__transfer weft_test_jump_regs(weft__context to, void *data, const uint64_t *in, uint64_t *out);
 
 static uint64_t fiber_out[NREGS];
 static int fiber_checked;
@@ -102,7 +110,8 @@ Test(context, stack_is_16_byte_aligned_at_entry_for_any_top)
         weft__context c = weft__context_make(top, STACK_SIZE - 64, align_entry);
         entry_frame = 1;
         weft__context_jump(c, NULL);
-        cr_expect_eq(entry_frame % 16, 0, "skew %d: frame at %#lx", skew, (unsigned long)entry_frame);
+        cr_expect_eq(entry_frame % 16, 0, "skew %d: frame at %#lx", skew,
+                     (unsigned long)entry_frame);
         cr_expect(entry_frame < (uintptr_t)top && entry_frame > (uintptr_t)top - 512);
         cr_expect_neq(entry_text[0], 0);
     }
@@ -161,7 +170,10 @@ Test(context, ten_million_ping_pong_switches, .timeout = 120)
 
 /* ---- returning from an entry -------------------------------------------- */
 
-static void returning_entry(weft__transfer t) { (void)t; }
+static void returning_entry(weft__transfer t)
+{
+    (void)t;
+}
 
 static void run_returning_entry(void *arg)
 {
@@ -175,7 +187,7 @@ Test(context, returning_from_entry_aborts_with_message, .timeout = 60)
 {
     char err[1024];
     int status = test_run_child(run_returning_entry, NULL, err, sizeof err);
-    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "status %#x, stderr: %s",
-              status, err);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "status %#x, stderr: %s", status,
+              err);
     cr_assert(strstr(err, "weft: a context's entry function returned") != NULL, "stderr: %s", err);
 }

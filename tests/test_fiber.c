@@ -116,8 +116,8 @@ Test(fiber, hundred_thousand_fibers_alive_at_once, .timeout = 300)
     weft__fiber **fs = calloc(n, sizeof *fs);
     cr_assert_not_null(fs);
     for (size_t i = 0; i < n; i++) {
-        cr_assert_eq(weft__fiber_create(&fs[i], &e.pool, &e.cache, 0, parked_entry), 0,
-                     "fiber %zu", i);
+        cr_assert_eq(weft__fiber_create(&fs[i], &e.pool, &e.cache, 0, parked_entry), 0, "fiber %zu",
+                     i);
         uint64_t *id = weft__fiber_switch(&e.main, fs[i], &e.main);
         cr_assert_eq(*id, fs[i]->id);
     }
@@ -250,8 +250,8 @@ static void expect_overflow_report(enum weft__guard_mode mode)
     ssize_t r = read(fds[0], want, sizeof want - 1);
     close(fds[0]);
     cr_assert_gt(r, 0);
-    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
-              "status %#x, stderr: %s", status, err);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "status %#x, stderr: %s", status,
+              err);
     cr_assert(strstr(err, "weft: fiber stack overflow") != NULL, "stderr: %s", err);
     /* "fiber N (bottomless), stack [lo, hi)": the fiber and its range. */
     char *nl = strchr(want, '\n');
@@ -291,7 +291,7 @@ Test(fiber, other_faults_keep_their_default_action, .timeout = 60)
     int status = test_run_child(wild_write_child, NULL, err, sizeof err);
     /* Killed by the signal, or (under ASan, whose handler is chained)
        exited with an error report. */
-    cr_assert(WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0),
-              "status %#x", status);
+    cr_assert(WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0), "status %#x",
+              status);
     cr_assert(strstr(err, "weft: fiber stack overflow") == NULL, "stderr: %s", err);
 }

@@ -6,7 +6,10 @@
 #include <stdint.h>
 #include <sys/mman.h>
 
-static size_t page(void) { return (size_t)sysconf(_SC_PAGESIZE); }
+static size_t page(void)
+{
+    return (size_t)sysconf(_SC_PAGESIZE);
+}
 
 static bool resident(void *addr)
 {
@@ -96,7 +99,10 @@ static void expect_guard_faults(enum weft__guard_mode mode)
     cr_assert(WTERMSIG(status) == SIGSEGV || WTERMSIG(status) == SIGBUS);
 }
 
-Test(stack, guard_faults_with_mprotect, .timeout = 30) { expect_guard_faults(WEFT__GUARD_MPROTECT); }
+Test(stack, guard_faults_with_mprotect, .timeout = 30)
+{
+    expect_guard_faults(WEFT__GUARD_MPROTECT);
+}
 
 Test(stack, guard_faults_with_madvise_guard, .timeout = 30)
 {

@@ -7,7 +7,10 @@
 static weft__fiber main_fiber;
 static volatile int sink;
 
-__attribute__((noinline)) void probe_here(int depth) { sink = depth; }
+__attribute__((noinline)) void probe_here(int depth)
+{
+    sink = depth;
+}
 
 __attribute__((noinline)) int fiber_level3(int d)
 {
@@ -15,7 +18,10 @@ __attribute__((noinline)) int fiber_level3(int d)
     return sink + 1; /* not a tail call: the frame must stay */
 }
 
-__attribute__((noinline)) int fiber_level2(int d) { return fiber_level3(d + 1) + 1; }
+__attribute__((noinline)) int fiber_level2(int d)
+{
+    return fiber_level3(d + 1) + 1;
+}
 
 __attribute__((noinline)) void fiber_level1(weft__fiber *self, void *msg)
 {

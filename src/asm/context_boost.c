@@ -15,7 +15,10 @@
 #include "context.h"
 
 typedef void *fcontext_t;
-typedef struct { fcontext_t fctx; void *data; } transfer_t;
+typedef struct {
+    fcontext_t fctx;
+    void *data;
+} transfer_t;
 
 extern transfer_t jump_fcontext(fcontext_t const to, void *vp);
 extern fcontext_t make_fcontext(void *sp, size_t size, void (*fn)(transfer_t));

@@ -96,8 +96,8 @@ static void fiber_start(weft__transfer t)
     weft__context_entry_returned();
 }
 
-int weft__fiber_create(weft__fiber **out, weft__stack_pool *p, weft__stack_cache *c,
-                       size_t extra, weft__fiber_entry *entry)
+int weft__fiber_create(weft__fiber **out, weft__stack_pool *p, weft__stack_cache *c, size_t extra,
+                       weft__fiber_entry *entry)
 {
     size_t head = sizeof(weft__fiber) + ((extra + 63) & ~(size_t)63);
     if (head + 4096 > p->size - sizeof(weft__stack))

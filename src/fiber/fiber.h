@@ -37,15 +37,15 @@ typedef struct weft__fiber weft__fiber;
 typedef void weft__fiber_entry(weft__fiber *self, void *msg);
 
 struct __attribute__((aligned(64))) weft__fiber {
-    weft__context ctx;     /* the saved context, while suspended */
-    weft__stack *stack;    /* NULL for a thread's own stack */
-    char *stack_lo;        /* usable [stack_lo, stack_lo + stack_size) */
+    weft__context ctx;  /* the saved context, while suspended */
+    weft__stack *stack; /* NULL for a thread's own stack */
+    char *stack_lo;     /* usable [stack_lo, stack_lo + stack_size) */
     size_t stack_size;
-    size_t guard;          /* guard bytes below stack_lo */
+    size_t guard; /* guard bytes below stack_lo */
     weft__fiber_entry *entry;
-    void *extra;           /* the owner's bytes below this header */
-    const char *name;      /* for reports; may be NULL */
-    uint64_t id;           /* unique in the process, never 0 */
+    void *extra;      /* the owner's bytes below this header */
+    const char *name; /* for reports; may be NULL */
+    uint64_t id;      /* unique in the process, never 0 */
     void *asan_fake_stack;
     void *tsan_fiber;
 };
@@ -57,8 +57,8 @@ void weft__fiber_init_thread(weft__fiber *f);
 void weft__fiber_fini_thread(weft__fiber *f);
 
 /* 0, -ENOMEM, or -EINVAL (extra does not fit in the stack). */
-int weft__fiber_create(weft__fiber **out, weft__stack_pool *p, weft__stack_cache *c,
-                       size_t extra, weft__fiber_entry *entry);
+int weft__fiber_create(weft__fiber **out, weft__stack_pool *p, weft__stack_cache *c, size_t extra,
+                       weft__fiber_entry *entry);
 /* Gives back the stack of a fiber that exited or never ran. */
 void weft__fiber_destroy(weft__fiber *f, weft__stack_pool *p, weft__stack_cache *c);
 

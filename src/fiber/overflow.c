@@ -124,7 +124,10 @@ static void install(void)
     sigaction(SIGBUS, &sa, &old_bus);
 }
 
-void weft__overflow_install(void) { pthread_once(&install_once, install); }
+void weft__overflow_install(void)
+{
+    pthread_once(&install_once, install);
+}
 
 void weft__overflow_thread_init(void)
 {

@@ -27,10 +27,16 @@
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #define WEFT__NO_SANITIZE_ADDRESS __attribute__((no_sanitize_address))
-static inline void weft__asan_unpoison(void *p, size_t n) { ASAN_UNPOISON_MEMORY_REGION(p, n); }
+static inline void weft__asan_unpoison(void *p, size_t n)
+{
+    ASAN_UNPOISON_MEMORY_REGION(p, n);
+}
 #else
 #define WEFT__NO_SANITIZE_ADDRESS
-static inline void weft__asan_unpoison(void *p, size_t n) { (void)p, (void)n; }
+static inline void weft__asan_unpoison(void *p, size_t n)
+{
+    (void)p, (void)n;
+}
 #endif
 
 #ifdef WEFT__TSAN
@@ -44,17 +50,35 @@ static inline unsigned weft__vg_stack_register(void *lo, void *hi)
 {
     return VALGRIND_STACK_REGISTER(lo, hi);
 }
-static inline void weft__vg_stack_deregister(unsigned id) { VALGRIND_STACK_DEREGISTER(id); }
+static inline void weft__vg_stack_deregister(unsigned id)
+{
+    VALGRIND_STACK_DEREGISTER(id);
+}
 static inline void weft__vg_make_defined(const void *p, size_t n)
 {
     (void)VALGRIND_MAKE_MEM_DEFINED(p, n);
 }
-static inline int weft__vg_running(void) { return (int)RUNNING_ON_VALGRIND; }
+static inline int weft__vg_running(void)
+{
+    return (int)RUNNING_ON_VALGRIND;
+}
 #else
-static inline unsigned weft__vg_stack_register(void *lo, void *hi) { return (void)lo, (void)hi, 0; }
-static inline void weft__vg_stack_deregister(unsigned id) { (void)id; }
-static inline void weft__vg_make_defined(const void *p, size_t n) { (void)p, (void)n; }
-static inline int weft__vg_running(void) { return 0; }
+static inline unsigned weft__vg_stack_register(void *lo, void *hi)
+{
+    return (void)lo, (void)hi, 0;
+}
+static inline void weft__vg_stack_deregister(unsigned id)
+{
+    (void)id;
+}
+static inline void weft__vg_make_defined(const void *p, size_t n)
+{
+    (void)p, (void)n;
+}
+static inline int weft__vg_running(void)
+{
+    return 0;
+}
 #endif
 
 #endif

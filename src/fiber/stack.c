@@ -23,7 +23,10 @@ static size_t page_size(void)
     return ps;
 }
 
-static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+static size_t round_up(size_t n, size_t to)
+{
+    return (n + to - 1) / to * to;
+}
 
 /*
  * The probe.  madvise returning 0 is not proof: an emulator (qemu-user) or a

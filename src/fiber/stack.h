@@ -38,9 +38,9 @@
 typedef struct weft__stack weft__stack;
 
 struct weft__stack {
-    AO_t link;          /* AO_stack's link word, while in the shared pool */
-    weft__stack *next;  /* link while in a per-thread cache */
-    unsigned vg_id;     /* valgrind's id for the registered stack */
+    AO_t link;         /* AO_stack's link word, while in the shared pool */
+    weft__stack *next; /* link while in a per-thread cache */
+    unsigned vg_id;    /* valgrind's id for the registered stack */
     char pad[64 - sizeof(AO_t) - sizeof(weft__stack *) - sizeof(unsigned)];
 };
 
@@ -53,23 +53,23 @@ enum weft__guard_mode {
 };
 
 typedef struct weft__stack_pool_options {
-    size_t size;        /* usable bytes per stack; 0: WEFT__STACK_DEFAULT_SIZE */
-    size_t guard;       /* guard bytes; 0: WEFT__STACK_DEFAULT_GUARD */
-    size_t keep;        /* bytes kept resident on recycle; 0: WEFT__STACK_DEFAULT_KEEP */
-    size_t shared_max;  /* stacks the shared pool keeps; 0: WEFT__STACK_DEFAULT_SHARED_MAX */
+    size_t size;       /* usable bytes per stack; 0: WEFT__STACK_DEFAULT_SIZE */
+    size_t guard;      /* guard bytes; 0: WEFT__STACK_DEFAULT_GUARD */
+    size_t keep;       /* bytes kept resident on recycle; 0: WEFT__STACK_DEFAULT_KEEP */
+    size_t shared_max; /* stacks the shared pool keeps; 0: WEFT__STACK_DEFAULT_SHARED_MAX */
     enum weft__guard_mode guard_mode;
 } weft__stack_pool_options;
 
-#define WEFT__STACK_DEFAULT_SIZE (256u * 1024u)
-#define WEFT__STACK_DEFAULT_GUARD (16u * 1024u)
-#define WEFT__STACK_DEFAULT_KEEP (32u * 1024u)
+#define WEFT__STACK_DEFAULT_SIZE       (256u * 1024u)
+#define WEFT__STACK_DEFAULT_GUARD      (16u * 1024u)
+#define WEFT__STACK_DEFAULT_KEEP       (32u * 1024u)
 #define WEFT__STACK_DEFAULT_SHARED_MAX 4096u
-#define WEFT__STACK_CACHE_MAX 64u
+#define WEFT__STACK_CACHE_MAX          64u
 
 typedef struct weft__stack_pool {
-    size_t size;     /* usable bytes, header included, page multiple */
-    size_t guard;    /* page multiple */
-    size_t keep;     /* page multiple, <= size */
+    size_t size;  /* usable bytes, header included, page multiple */
+    size_t guard; /* page multiple */
+    size_t keep;  /* page multiple, <= size */
     size_t shared_max;
     bool guard_madvise;
     AO_stack_t shared;
@@ -77,7 +77,7 @@ typedef struct weft__stack_pool {
     /* Stacks handed out and not yet returned, counting only what caches
        have drained: exact once every cache is drained. */
     atomic_long live;
-    atomic_size_t mapped;       /* mappings in existence */
+    atomic_size_t mapped; /* mappings in existence */
 } weft__stack_pool;
 
 typedef struct weft__stack_cache {
@@ -86,7 +86,10 @@ typedef struct weft__stack_cache {
     long out; /* gets minus puts through this cache; folded into live on drain */
 } weft__stack_cache;
 
-#define WEFT__STACK_CACHE_INIT {NULL, 0, 0}
+#define WEFT__STACK_CACHE_INIT                                                                     \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 /* 0, or -EINVAL (a size too large), -EOPNOTSUPP (WEFT__GUARD_MADVISE asked
    for on a kernel without it). */
@@ -109,7 +112,10 @@ static inline long weft__stack_in_use(weft__stack_pool *p, const weft__stack_cac
 }
 
 /* The usable range [lo, top) and the guard [lo - guard, lo). */
-static inline char *weft__stack_top(weft__stack *s) { return (char *)s; }
+static inline char *weft__stack_top(weft__stack *s)
+{
+    return (char *)s;
+}
 static inline char *weft__stack_lo(const weft__stack_pool *p, weft__stack *s)
 {
     return (char *)s + sizeof(weft__stack) - p->size;
