@@ -70,13 +70,7 @@ static double run_weft_fiber(long n)
 
 /* ---- Boost.Context fcontext ---- */
 #ifdef WEFT_BENCH_BOOST
-typedef void *fcontext_t;
-typedef struct {
-    fcontext_t fctx;
-    void *data;
-} transfer_t;
-extern transfer_t jump_fcontext(fcontext_t const to, void *vp);
-extern fcontext_t make_fcontext(void *sp, size_t size, void (*fn)(transfer_t));
+#include "asm/boost_fcontext.h"
 
 static void boost_entry(transfer_t t)
 {

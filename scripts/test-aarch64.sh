@@ -20,10 +20,15 @@
 # 6.7+) where qemu-aarch64 is registered: nothing outside that namespace
 # changes, and no root is needed where unprivileged user namespaces are
 # allowed.  QEMU_LD_PREFIX gives every qemu in the tree the sysroot.
+#
+# The run is bounded by WEFT_AARCH64_TIMEOUT seconds (default 900): when a
+# test times out, Criterion 2.4.1 reports it and then never exits (its runner
+# does not reap the worker; natively too).  Status 124 means that bound hit.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${WEFT_AARCH64_BUILD:-$ROOT/build/aarch64}
+LIMIT=${WEFT_AARCH64_TIMEOUT:-900}
 SELF="$ROOT/scripts/test-aarch64.sh"
 
 say() { printf 'test-aarch64: %s\n' "$*" >&2; }
@@ -35,6 +40,16 @@ BINFMT_MASK='\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xf
 
 run_tests() {
     exec qemu-aarch64 -L "$QEMU_LD_PREFIX" "$BUILD/tests/weft_tests" "$@"
+}
+
+# The bound on the whole run; the test binary's status otherwise.
+bounded() {
+    local rc=0
+    timeout --kill-after=10 "$LIMIT" "$@" || rc=$?
+    if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+        say "error: the tests did not finish in ${LIMIT}s (WEFT_AARCH64_TIMEOUT)"
+    fi
+    exit "$rc"
 }
 
 # ---- inside the namespace (the script runs itself there) -----------------------
@@ -82,8 +97,9 @@ say "running $BUILD/tests/weft_tests under qemu-aarch64 (WEFT_TEST_SCALE=$WEFT_T
 # itself, directly; without a handler the exec fails (status 126).
 if "$BUILD/tests/weft_tests" --version >/dev/null 2>&1; then
     say "the host runs aarch64 executables (binfmt_misc): Criterion's workers will start"
-    run_tests "$@"
+    bounded qemu-aarch64 -L "$QEMU_LD_PREFIX" "$BUILD/tests/weft_tests" "$@"
 fi
 command -v unshare >/dev/null || die "no unshare (util-linux) to make a user namespace"
 say "no binfmt_misc handler for aarch64 on the host: using a private one in a user namespace"
-exec unshare --user --map-root-user --mount --fork -- "$SELF" --in-userns "$@"
+# --kill-child: if unshare is killed (the bound), so is everything inside.
+bounded unshare --user --map-root-user --mount --kill-child -- "$SELF" --in-userns "$@"

@@ -12,16 +12,8 @@
  * trampoline, parked; the first real jump resumes it, it calls the entry
  * with that jump's transfer, and aborts if the entry ever returns.
  */
+#include "boost_fcontext.h"
 #include "context.h"
-
-typedef void *fcontext_t;
-typedef struct {
-    fcontext_t fctx;
-    void *data;
-} transfer_t;
-
-extern transfer_t jump_fcontext(fcontext_t const to, void *vp);
-extern fcontext_t make_fcontext(void *sp, size_t size, void (*fn)(transfer_t));
 
 weft__transfer weft__context_jump(weft__context to, void *data)
 {
