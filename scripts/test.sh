@@ -37,8 +37,11 @@ suite() {
     local name=$1
     shift
     echo "== test $name"
-    "$@" >"$logs/test-$name.log" 2>&1
+    # A bound on the whole run: Criterion 2.4.1 reports a test that times
+    # out and then never exits (its runner does not reap the worker).
+    timeout --signal=KILL "${WEFT_SUITE_TIMEOUT:-900}" "$@" >"$logs/test-$name.log" 2>&1
     local rc=$?
+    [ "$rc" -eq 137 ] && echo "   (killed after ${WEFT_SUITE_TIMEOUT:-900}s: WEFT_SUITE_TIMEOUT)"
     grep -E '^\[(FAIL|----)\]|Synthesis' "$logs/test-$name.log" | grep -v '^\[----\]   $' | tail -40
     local line p f c
     line=$(grep -a 'Synthesis:' "$logs/test-$name.log" | tail -1)

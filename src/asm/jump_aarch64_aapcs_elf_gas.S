@@ -55,7 +55,20 @@ weft__context_jump:
         .cfi_rel_offset x28, 0x88
         .cfi_rel_offset x29, 0x90
         .cfi_rel_offset x30, 0x98
+        .cfi_rel_offset d8,  0x00
+        .cfi_rel_offset d9,  0x08
+        .cfi_rel_offset d10, 0x10
+        .cfi_rel_offset d11, 0x18
+        .cfi_rel_offset d12, 0x20
+        .cfi_rel_offset d13, 0x28
+        .cfi_rel_offset d14, 0x30
+        .cfi_rel_offset d15, 0x38
         str     x30, [sp, #0xa0]
+        /* The return address is the pc slot, not the x30 one: the two are
+           equal in a frame saved here, but in a frame made by
+           weft__context_make x30 is 0 and pc is weft__context_start, so
+           only this rule unwinds correctly once the stack is switched. */
+        .cfi_rel_offset x30, 0xa0
 
         /* The switch.  From here on we run in `to`. */
         mov     x9, sp
@@ -74,6 +87,27 @@ weft__context_jump:
         ldr     x10, [sp, #0xa0]
         add     sp, sp, #0xb0
         .cfi_def_cfa_offset 0
+        /* The registers hold the resumed side's values now, and the frame
+           lies below sp, free for a signal handler to overwrite. */
+        .cfi_restore x19
+        .cfi_restore x20
+        .cfi_restore x21
+        .cfi_restore x22
+        .cfi_restore x23
+        .cfi_restore x24
+        .cfi_restore x25
+        .cfi_restore x26
+        .cfi_restore x27
+        .cfi_restore x28
+        .cfi_restore x29
+        .cfi_restore d8
+        .cfi_restore d9
+        .cfi_restore d10
+        .cfi_restore d11
+        .cfi_restore d12
+        .cfi_restore d13
+        .cfi_restore d14
+        .cfi_restore d15
         .cfi_register x30, x10
 
         /* Result {from, data}: x0 = the context we left, x1 = data. */
