@@ -181,16 +181,14 @@ int weft__stack_get(weft__stack_pool *p, weft__stack_cache *c, weft__stack **out
         *out = s;
         return 0;
     }
-    {
-        AO_t *e = AO_stack_pop_acquire(&p->shared);
-        if (e) {
-            atomic_fetch_sub_explicit(&p->shared_count, 1, memory_order_relaxed);
-            s = (weft__stack *)e;
-        } else {
-            int rc = map_stack(p, &s);
-            if (rc < 0)
-                return rc;
-        }
+    AO_t *e = AO_stack_pop_acquire(&p->shared);
+    if (e) {
+        atomic_fetch_sub_explicit(&p->shared_count, 1, memory_order_relaxed);
+        s = (weft__stack *)e;
+    } else {
+        int rc = map_stack(p, &s);
+        if (rc < 0)
+            return rc;
     }
     if (c)
         c->out++;
