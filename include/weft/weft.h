@@ -7,15 +7,10 @@
 #define WEFT_WEFT_H
 
 #include <weft/version.h>
+#include <weft/io.h>
 
 #ifdef __cplusplus
 extern "C" {
-#endif
-
-#if defined(__GNUC__)
-#define WEFT_API __attribute__((visibility("default")))
-#else
-#define WEFT_API
 #endif
 
 /* The library's version, "MAJOR.MINOR.PATCH", as built (which may differ
@@ -24,6 +19,36 @@ WEFT_API const char *weft_version(void);
 
 /* Which context switch this build uses: "asm" (weft's own) or "boost". */
 WEFT_API const char *weft_context_impl(void);
+
+/* ---- the event loop: fibers on worker threads, I/O through io_uring -------- */
+
+typedef struct weft_event_loop weft_event_loop;
+typedef struct weft_event_loop_options {
+    unsigned threads;      /* 0: the CPUs this process may run on */
+    size_t stack_size;     /* 0: the default (256 KiB usable, 16 KiB guard) */
+    unsigned ring_entries; /* 0: the default (256 submission entries per worker) */
+} weft_event_loop_options;
+
+/* Starts threads-1 worker threads; the calling thread becomes worker 0 and
+   runs as the loop's main task until weft_event_loop_deinit.  opts may be
+   NULL.  0, or -EINVAL (bad options), -EBUSY (this thread already runs a
+   loop), -ENOMEM, -EAGAIN (no threads), or the error io_uring_setup gave
+   (-EPERM where io_uring is disabled, -ENOSYS on kernels without it). */
+WEFT_API int weft_event_loop_init(weft_event_loop **out, const weft_event_loop_options *opts);
+WEFT_API weft_io weft_event_loop_io(weft_event_loop *el);
+/* Waits for detached tasks, stops and joins the workers and frees every
+   stack and ring.  Must be called by the main task (the thread that called
+   init).  A future that was never awaited or canceled is reported on stderr
+   by its task function's name; if such a task is still running, deinit
+   aborts, since its stack cannot be freed under it. */
+WEFT_API void weft_event_loop_deinit(weft_event_loop *el);
+
+/* ---- the blocking Io: no concurrency, plain blocking calls ------------------ */
+
+/* async runs the task inline and returns a finished future; concurrent
+   fails with -EOPNOTSUPP; sleep is clock_nanosleep.  Usable from any
+   thread, no setup. */
+WEFT_API weft_io weft_blocking_io(void);
 
 #ifdef __cplusplus
 }

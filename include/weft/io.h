@@ -1,0 +1,157 @@
+/*
+ * weft_io: the interface every weft program talks to.
+ *
+ * A weft_io is a pointer and a vtable, passed by value, like an allocator.
+ * The functions below are thin inline wrappers over the vtable, so the same
+ * code runs on the fiber event loop, on a pool of threads, or inline on the
+ * blocking implementation.  The vtable's layout is public so that other
+ * implementations (a tracing wrapper, a test double) can be written outside
+ * the library; `size` lets an implementation built against an older header
+ * be recognised.
+ *
+ * Conventions: int results are >= 0 on success and a negative errno on
+ * failure; -ECANCELED means the calling task was canceled.  Times are
+ * nanoseconds in int64_t.  Nothing here reads or writes errno.
+ */
+#ifndef WEFT_IO_H
+#define WEFT_IO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define WEFT_API __attribute__((visibility("default")))
+#else
+#define WEFT_API
+#endif
+
+typedef struct weft_io_vtable weft_io_vtable;
+typedef struct weft_io {
+    void *userdata;
+    const weft_io_vtable *vtable;
+} weft_io;
+
+typedef struct weft_future weft_future; /* opaque; released by one await or cancel */
+typedef void weft_task_fn(weft_io io, void *ctx, void *result);
+
+/* The most ctx and result bytes a task may carry.  ctx and result are
+   aligned to 64 bytes inside the task. */
+#define WEFT_MAX_CTX    4096u
+#define WEFT_MAX_RESULT 4096u
+
+struct weft_io_vtable {
+    size_t size; /* sizeof(weft_io_vtable) the implementation was built with */
+    weft_future *(*async)(void *ud, weft_task_fn *fn, const void *ctx, size_t ctx_len,
+                          size_t result_len);
+    int (*concurrent)(void *ud, weft_future **out, weft_task_fn *fn, const void *ctx,
+                      size_t ctx_len, size_t result_len);
+    void (*async_detached)(void *ud, weft_task_fn *fn, const void *ctx, size_t ctx_len);
+    void (*await)(void *ud, weft_future *f, void *result);
+    void (*cancel)(void *ud, weft_future *f, void *result);
+    size_t (*select)(void *ud, weft_future *const *futures, size_t n);
+    bool (*cancel_requested)(void *ud);
+    void (*yield)(void *ud);
+    int (*now)(void *ud, clockid_t clock, int64_t *ns);
+    int (*sleep_until)(void *ud, clockid_t clock, int64_t deadline_ns);
+};
+
+/* ---- tasks and futures ------------------------------------------------------ */
+
+/* fn may run out of order with the caller, or inline.  ctx_len bytes of ctx
+   are copied (the caller may reuse its buffer at once); result_len bytes
+   are reserved for fn to write.  Never fails: if no task can be made, fn
+   runs inline.  ctx_len > WEFT_MAX_CTX or result_len > WEFT_MAX_RESULT is a
+   programming error and aborts. */
+static inline weft_future *weft_async(weft_io io, weft_task_fn *fn, const void *ctx,
+                                      size_t ctx_len, size_t result_len)
+{
+    return io.vtable->async(io.userdata, fn, ctx, ctx_len, result_len);
+}
+
+/* fn runs concurrently with the caller, or this fails: 0, -ENOMEM,
+   -EOPNOTSUPP (the implementation has no concurrency). */
+static inline int weft_concurrent(weft_io io, weft_future **out, weft_task_fn *fn,
+                                  const void *ctx, size_t ctx_len, size_t result_len)
+{
+    return io.vtable->concurrent(io.userdata, out, fn, ctx, ctx_len, result_len);
+}
+
+/* Fire and forget; the loop's deinit waits for these.  fn gets result NULL. */
+static inline void weft_async_detached(weft_io io, weft_task_fn *fn, const void *ctx,
+                                       size_t ctx_len)
+{
+    io.vtable->async_detached(io.userdata, fn, ctx, ctx_len);
+}
+
+/* Waits for f's task to finish, copies its result_len result bytes to
+   result (which may be NULL) and releases f.  Each future is released by
+   exactly one weft_await or weft_cancel; a second release aborts. */
+static inline void weft_await(weft_io io, weft_future *f, void *result)
+{
+    io.vtable->await(io.userdata, f, result);
+}
+
+/* Asks f's task to stop (its cancellation points return -ECANCELED from
+   then on), then awaits it.  Canceling a finished future is awaiting it. */
+static inline void weft_cancel(weft_io io, weft_future *f, void *result)
+{
+    io.vtable->cancel(io.userdata, f, result);
+}
+
+/* Blocks until one of futures[0..n) has finished and returns its index (the
+   lowest, when several have).  Releases nothing.  n must be > 0. */
+static inline size_t weft_select(weft_io io, weft_future *const *futures, size_t n)
+{
+    return io.vtable->select(io.userdata, futures, n);
+}
+
+/* Has the current task been asked to stop?  False outside tasks. */
+static inline bool weft_cancel_requested(weft_io io)
+{
+    return io.vtable->cancel_requested(io.userdata);
+}
+
+/* Lets other runnable tasks run. */
+static inline void weft_yield(weft_io io)
+{
+    io.vtable->yield(io.userdata);
+}
+
+/* ---- time ------------------------------------------------------------------- */
+
+/* 0 or -EINVAL (a clock the system does not have). */
+static inline int weft_now(weft_io io, clockid_t clock, int64_t *ns)
+{
+    return io.vtable->now(io.userdata, clock, ns);
+}
+
+/* Sleeps until clock reads deadline_ns.  0, -ECANCELED, or -EINVAL (a clock
+   other than CLOCK_MONOTONIC, CLOCK_REALTIME or CLOCK_BOOTTIME). */
+static inline int weft_sleep_until(weft_io io, clockid_t clock, int64_t deadline_ns)
+{
+    return io.vtable->sleep_until(io.userdata, clock, deadline_ns);
+}
+
+/* Sleeps for duration_ns on CLOCK_MONOTONIC.  0 or -ECANCELED. */
+static inline int weft_sleep(weft_io io, int64_t duration_ns)
+{
+    int64_t now;
+    int rc = weft_now(io, CLOCK_MONOTONIC, &now);
+    if (rc < 0)
+        return rc;
+    if (duration_ns > INT64_MAX - now)
+        duration_ns = INT64_MAX - now;
+    return weft_sleep_until(io, CLOCK_MONOTONIC, now + duration_ns);
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

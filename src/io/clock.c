@@ -1,0 +1,20 @@
+/*
+ * weft_now, shared by every implementation: clock_gettime, with errno left
+ * as the caller had it.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <time.h>
+
+int weft__clock_now(clockid_t clock, int64_t *ns)
+{
+    struct timespec ts;
+    int saved = errno;
+    if (clock_gettime(clock, &ts) < 0) {
+        int e = errno;
+        errno = saved;
+        return -e;
+    }
+    *ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return 0;
+}

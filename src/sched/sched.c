@@ -1,0 +1,591 @@
+/*
+ * The scheduler: worker threads, run queues, stealing, parking and waking.
+ *
+ * Objects.  A task is a fiber plus its closure and future (task.c).  A
+ * worker is an OS thread with an io_uring, a run queue, a "next" slot, an
+ * inbox and a scheduler context.  The scheduler (weft__sched) holds the
+ * workers, the stack pool, a global queue and the parked-worker list.
+ *
+ * The handoff.  A task that stops running (it yields, waits for a future,
+ * sleeps, finishes) must not become visible to any other thread before its
+ * registers are saved, or two threads could run on one stack.  So it never
+ * publishes itself.  Every switch carries a struct weft__handoff, on the
+ * stack of the task leaving, and whatever context resumes next -- another
+ * task returning from weft__sched_block, a new task's first instructions,
+ * or a worker's scheduler loop -- calls weft__handoff_run first, before
+ * touching anything else.  By then the jump has stored the leaving task's
+ * context (the resumed side does that store, see src/fiber/fiber.h), so
+ * the handler may put it on a run queue, register it as the awaiter of a
+ * future, or free its stack.  The handler copies the message out before it
+ * publishes anything: the message lives on the stack of the task it
+ * publishes.
+ *
+ * Who touches what.  A worker's runq tail, its `tick`, `spinning` and ring
+ * belong to the worker's thread.  The runq head is shared with thieves
+ * (CAS), as is `next` (exchange by the owner, CAS by a thief).  The inbox
+ * takes pushes from any worker and pops from its owner only; it holds the
+ * tasks pinned to that worker (the main task lives on worker 0 only, so
+ * that the thread that called init runs it throughout).  The global queue
+ * and the idle list are under mutexes: both are slow paths.
+ *
+ * Memory orders.  Publishing a runnable task is a release (tail store,
+ * exchange into next, CAS onto an inbox) and taking one an acquire, so the
+ * task's saved context and everything it wrote before blocking is visible
+ * to the thread that resumes it.  Run queue slots are relaxed atomics: the
+ * CAS on head decides who owns what was read.
+ *
+ * Waking (Go's discipline).  A worker with nothing to run "spins" (steals)
+ * for a while, then parks in its ring's wait.  nspinning counts spinning
+ * workers; work made runnable wakes a parked worker only when nobody is
+ * spinning (wakep), so a burst wakes one worker, and the spinner that finds
+ * work wakes the next (found).  Lost wake-ups: a task on some worker's
+ * runq is never lost, since its owner is running and will reach it; what
+ * needs care is the parker.  It lists itself idle, stops spinning (a
+ * seq_cst RMW), and then re-checks every run queue with a full fence
+ * between: a producer that saw nspinning != 0 before the decrement relied
+ * on this spinner, and the re-check sees what it queued.  Pinned tasks go
+ * to a worker's inbox, and there the producer's push, a full fence and its
+ * read of `parked` pair with the parker's store of `parked`, a full fence
+ * and its read of the inbox.  A parked worker blocks in io_uring_enter and
+ * is woken by a completion -- an IORING_OP_MSG_RING from another worker, or
+ * an eventfd read where the kernel lacks MSG_RING -- and completions are
+ * not edge-triggered: one sent before the worker blocks is found when it
+ * does.
+ */
+#include "sched.h"
+
+#include "runq.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static _Thread_local weft__worker *tls_worker __attribute__((tls_model("initial-exec")));
+
+/* See sched.h: each call computes the thread-local's address afresh. */
+__attribute__((noinline)) weft__worker *weft__worker_current(void)
+{
+    __asm__ volatile("" ::: "memory");
+    return tls_worker;
+}
+
+__attribute__((noinline)) static void set_worker_current(weft__worker *w)
+{
+    __asm__ volatile("" ::: "memory");
+    tls_worker = w;
+}
+
+weft__task *weft__task_current(void)
+{
+    weft__fiber *f = weft__fiber_current();
+    return f ? f->extra : NULL;
+}
+
+void weft__handoff_run(void *msg)
+{
+    struct weft__handoff *h = msg;
+    if (!h || !h->fn)
+        return;
+    weft__handoff_fn *fn = h->fn;
+    weft__task *prev = h->prev;
+    void *arg = h->arg;
+    fn(weft__worker_current(), prev, arg);
+}
+
+/* ---- the global queue ------------------------------------------------------ */
+
+void weft__global_push(weft__sched *s, weft__task *first, weft__task *last, uint32_t n)
+{
+    last->link = NULL;
+    pthread_mutex_lock(&s->global_lock);
+    if (s->global_tail)
+        s->global_tail->link = first;
+    else
+        s->global_head = first;
+    s->global_tail = last;
+    atomic_fetch_add_explicit(&s->global_size, n, memory_order_relaxed);
+    pthread_mutex_unlock(&s->global_lock);
+}
+
+/* Takes a fair share of the global queue: one to run, the rest onto w's
+   run queue. */
+static weft__task *global_get(weft__worker *w)
+{
+    weft__sched *s = w->sched;
+    if (atomic_load_explicit(&s->global_size, memory_order_relaxed) == 0)
+        return NULL;
+    pthread_mutex_lock(&s->global_lock);
+    uint32_t size = atomic_load_explicit(&s->global_size, memory_order_relaxed);
+    uint32_t n = size / s->nworkers + 1;
+    if (n > size)
+        n = size;
+    if (n > WEFT__RUNQ_SIZE / 2)
+        n = WEFT__RUNQ_SIZE / 2;
+    weft__task *t = s->global_head;
+    for (uint32_t i = 0; i < n; i++) {
+        weft__task *x = s->global_head;
+        s->global_head = x->link;
+        if (i > 0)
+            weft__runq_put(w, x);
+    }
+    if (!s->global_head)
+        s->global_tail = NULL;
+    atomic_fetch_sub_explicit(&s->global_size, n, memory_order_relaxed);
+    pthread_mutex_unlock(&s->global_lock);
+    return t;
+}
+
+/* ---- the inbox ------------------------------------------------------------ */
+
+static void inbox_push(weft__worker *to, weft__task *t)
+{
+    weft__task *head = atomic_load_explicit(&to->inbox, memory_order_relaxed);
+    do
+        t->link = head;
+    while (!atomic_compare_exchange_weak_explicit(&to->inbox, &head, t, memory_order_release,
+                                                  memory_order_relaxed));
+}
+
+/* Owner only.  Pushers never remove, so the head read here stays in the
+   list until this CAS: no ABA. */
+static weft__task *inbox_pop(weft__worker *w)
+{
+    weft__task *head = atomic_load_explicit(&w->inbox, memory_order_acquire);
+    while (head && !atomic_compare_exchange_weak_explicit(&w->inbox, &head, head->link,
+                                                          memory_order_acquire,
+                                                          memory_order_acquire))
+        ;
+    return head;
+}
+
+/* ---- making tasks runnable ------------------------------------------------ */
+
+static void wakep(weft__worker *w);
+
+void weft__sched_ready(weft__worker *w, weft__task *t)
+{
+    if (t->pinned) {
+        weft__worker *to = t->pinned;
+        inbox_push(to, t);
+        if (to != w) {
+            /* Pairs with park(): push, fence, read parked. */
+            atomic_thread_fence(memory_order_seq_cst);
+            if (atomic_load_explicit(&to->parked, memory_order_relaxed))
+                weft__ring_wake(w, to);
+        }
+        return;
+    }
+    weft__task *old = atomic_exchange_explicit(&w->next, t, memory_order_acq_rel);
+    if (old)
+        weft__runq_put(w, old);
+    wakep(w);
+}
+
+void weft__sched_requeue(weft__worker *w, weft__task *t)
+{
+    if (t->pinned)
+        weft__sched_ready(w, t);
+    else
+        weft__runq_put(w, t);
+}
+
+/* What a worker can run without looking beyond itself. */
+static weft__task *local_get(weft__worker *w)
+{
+    weft__task *t;
+    if (atomic_load_explicit(&w->inbox, memory_order_relaxed) && (t = inbox_pop(w)))
+        return t;
+    if (atomic_load_explicit(&w->next, memory_order_relaxed) &&
+        (t = atomic_exchange_explicit(&w->next, NULL, memory_order_acq_rel)))
+        return t;
+    return weft__runq_get(w);
+}
+
+void weft__sched_block(weft__handoff_fn *fn, void *arg)
+{
+    weft__worker *w = weft__worker_current();
+    weft__task *self = weft__task_current();
+    weft__task *t = NULL;
+    /* Every 61st switch goes through the scheduler, which submits queued
+       I/O, reaps completions and looks at the global queue (Go's rhythm). */
+    if (++w->tick % 61 != 0)
+        t = local_get(w);
+    struct weft__handoff h = {fn, self, arg};
+    void *m = weft__fiber_switch(self->fiber, t ? t->fiber : w->sched_fiber, &h);
+    weft__handoff_run(m);
+}
+
+void weft__sched_exit(weft__task *self, struct weft__handoff *h)
+{
+    weft__worker *w = weft__worker_current();
+    weft__task *t = NULL;
+    if (++w->tick % 61 != 0)
+        t = local_get(w);
+    weft__fiber_exit(self->fiber, t ? t->fiber : w->sched_fiber, h);
+}
+
+/* ---- searching, spinning, parking ----------------------------------------- */
+
+static uint32_t rng_next(weft__worker *w)
+{
+    uint32_t x = w->rng;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return w->rng = x;
+}
+
+static void wakep(weft__worker *w)
+{
+    weft__sched *s = w->sched;
+    if (atomic_load_explicit(&s->nidle, memory_order_relaxed) == 0 ||
+        atomic_load_explicit(&s->nspinning, memory_order_relaxed) != 0)
+        return;
+    uint32_t zero = 0;
+    if (!atomic_compare_exchange_strong_explicit(&s->nspinning, &zero, 1, memory_order_seq_cst,
+                                                 memory_order_relaxed))
+        return;
+    weft__worker *v = NULL;
+    pthread_mutex_lock(&s->idle_lock);
+    if (s->nidle_listed > 0) {
+        v = &s->workers[s->idle[--s->nidle_listed]];
+        v->idle_listed = false;
+        atomic_fetch_sub_explicit(&s->nidle, 1, memory_order_relaxed);
+        /* Under the lock, so that v, taking the lock when it wakes, sees
+           it was counted as spinning on its behalf. */
+        atomic_store_explicit(&v->woken_spinning, true, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&s->idle_lock);
+    if (v)
+        weft__ring_wake(w, v);
+    else
+        atomic_fetch_sub_explicit(&s->nspinning, 1, memory_order_seq_cst);
+}
+
+/* A worker found something to run: if it was the last spinner, another
+   worker starts searching, since more work may be coming. */
+static weft__task *found(weft__worker *w, weft__task *t)
+{
+    if (w->spinning) {
+        w->spinning = false;
+        if (atomic_fetch_sub_explicit(&w->sched->nspinning, 1, memory_order_seq_cst) == 1)
+            wakep(w);
+    }
+    return t;
+}
+
+static weft__task *steal_work(weft__worker *w)
+{
+    weft__sched *s = w->sched;
+    unsigned n = s->nworkers;
+    for (int round = 0; round < 4; round++) {
+        unsigned start = rng_next(w) % n;
+        for (unsigned i = 0; i < n; i++) {
+            weft__worker *v = &s->workers[(start + i) % n];
+            if (v == w)
+                continue;
+            weft__task *t = weft__runq_steal(w, v, round == 3);
+            if (t)
+                return t;
+        }
+    }
+    return NULL;
+}
+
+static bool any_runq_work(weft__sched *s)
+{
+    for (unsigned i = 0; i < s->nworkers; i++)
+        if (!weft__runq_empty(&s->workers[i]))
+            return true;
+    return atomic_load_explicit(&s->global_size, memory_order_relaxed) != 0;
+}
+
+static void park(weft__worker *w)
+{
+    weft__sched *s = w->sched;
+    pthread_mutex_lock(&s->idle_lock);
+    if (atomic_load_explicit(&s->global_size, memory_order_relaxed) != 0) {
+        pthread_mutex_unlock(&s->idle_lock);
+        return;
+    }
+    s->idle[s->nidle_listed++] = w->index;
+    w->idle_listed = true;
+    atomic_fetch_add_explicit(&s->nidle, 1, memory_order_seq_cst);
+    pthread_mutex_unlock(&s->idle_lock);
+
+    bool was_spinning = w->spinning;
+    if (was_spinning) {
+        w->spinning = false;
+        atomic_fetch_sub_explicit(&s->nspinning, 1, memory_order_seq_cst);
+    }
+    atomic_store_explicit(&w->parked, true, memory_order_seq_cst);
+    /* The other half of the pairs described at the top of this file. */
+    atomic_thread_fence(memory_order_seq_cst);
+    bool work = atomic_load_explicit(&w->inbox, memory_order_relaxed) ||
+                atomic_load_explicit(&s->stopping, memory_order_relaxed) ||
+                (was_spinning && any_runq_work(s));
+    if (!work)
+        weft__ring_poll(w, true);
+    atomic_store_explicit(&w->parked, false, memory_order_relaxed);
+
+    pthread_mutex_lock(&s->idle_lock);
+    if (w->idle_listed) {
+        for (unsigned i = 0; i < s->nidle_listed; i++)
+            if (s->idle[i] == w->index) {
+                s->idle[i] = s->idle[--s->nidle_listed];
+                break;
+            }
+        w->idle_listed = false;
+        atomic_fetch_sub_explicit(&s->nidle, 1, memory_order_relaxed);
+    }
+    bool counted = atomic_exchange_explicit(&w->woken_spinning, false, memory_order_relaxed);
+    pthread_mutex_unlock(&s->idle_lock);
+    if (counted)
+        w->spinning = true;
+    else if (work && was_spinning) {
+        w->spinning = true;
+        atomic_fetch_add_explicit(&s->nspinning, 1, memory_order_seq_cst);
+    }
+}
+
+/* NULL only when the loop is stopping (never on worker 0, whose scheduler
+   context is simply abandoned by deinit). */
+static weft__task *find_runnable(weft__worker *w)
+{
+    weft__sched *s = w->sched;
+    for (;;) {
+        weft__task *t;
+        if ((t = local_get(w)) || (t = global_get(w)))
+            return found(w, t);
+        if (weft__ring_busy(w)) {
+            weft__ring_poll(w, false);
+            if ((t = local_get(w)))
+                return found(w, t);
+        }
+        if (s->nworkers > 1) {
+            uint32_t busy = s->nworkers - atomic_load_explicit(&s->nidle, memory_order_relaxed);
+            if (!w->spinning &&
+                2 * atomic_load_explicit(&s->nspinning, memory_order_relaxed) < busy) {
+                w->spinning = true;
+                atomic_fetch_add_explicit(&s->nspinning, 1, memory_order_seq_cst);
+            }
+            if (w->spinning && (t = steal_work(w)))
+                return found(w, t);
+        }
+        if (atomic_load_explicit(&s->stopping, memory_order_acquire) && w->index != 0) {
+            if (w->spinning) {
+                w->spinning = false;
+                atomic_fetch_sub_explicit(&s->nspinning, 1, memory_order_seq_cst);
+            }
+            return NULL;
+        }
+        park(w);
+    }
+}
+
+static void sched_loop(weft__worker *w)
+{
+    for (;;) {
+        weft__task *t = find_runnable(w);
+        if (!t)
+            return;
+        struct weft__handoff h = {NULL, NULL, NULL};
+        void *m = weft__fiber_switch(w->sched_fiber, t->fiber, &h);
+        weft__handoff_run(m);
+    }
+}
+
+/* Worker 0's scheduler runs on a fiber of its own, since worker 0's thread
+   stack is the main task's. */
+static void sched0_entry(weft__fiber *self, void *msg)
+{
+    (void)self;
+    weft__handoff_run(msg);
+    sched_loop(weft__worker_current());
+    fprintf(stderr, "weft: worker 0's scheduler returned\n");
+    abort();
+}
+
+/* ---- worker threads ------------------------------------------------------- */
+
+struct worker_arg {
+    weft__worker *w;
+    struct weft__startup *st;
+};
+
+static void *worker_main(void *p)
+{
+    struct worker_arg *a = p;
+    weft__worker *w = a->w;
+    struct weft__startup *st = a->st;
+    free(a);
+    weft__sched *s = w->sched;
+
+    set_worker_current(w);
+    weft__fiber_init_thread(&w->thread_fiber);
+    w->thread_fiber.name = "scheduler";
+    w->sched_fiber = &w->thread_fiber;
+    int rc = weft__ring_init(w, s->ring_entries);
+
+    pthread_mutex_lock(&st->lock);
+    st->started++;
+    if (rc < 0 && st->error == 0)
+        st->error = rc;
+    pthread_cond_broadcast(&st->cond);
+    while (st->go == 0)
+        pthread_cond_wait(&st->cond, &st->lock);
+    int go = st->go;
+    pthread_mutex_unlock(&st->lock);
+
+    if (rc == 0 && go > 0)
+        sched_loop(w);
+    /* The ring stays: other workers may still be sending to it.  The
+       thread that joins this one frees it. */
+    weft__stack_cache_drain(&s->pool, &w->cache);
+    weft__fiber_fini_thread(&w->thread_fiber);
+    set_worker_current(NULL);
+    return NULL;
+}
+
+static void worker_setup(weft__sched *s, unsigned i)
+{
+    weft__worker *w = &s->workers[i];
+    memset(w, 0, sizeof *w);
+    w->sched = s;
+    w->index = i;
+    w->rng = 0x9e3779b9u * (i + 1) | 1;
+    w->cache = (weft__stack_cache)WEFT__STACK_CACHE_INIT;
+    atomic_flag_clear(&w->list_lock);
+}
+
+int weft__sched_init(weft__sched *s, unsigned n, size_t stack_size, unsigned ring_entries,
+                     weft_io io)
+{
+    if (weft__worker_current())
+        return -EBUSY;
+    memset(s, 0, sizeof *s);
+    s->nworkers = n;
+    s->io = io;
+    s->ring_entries = ring_entries;
+    weft__stack_pool_options po = {.size = stack_size};
+    int rc = weft__stack_pool_init(&s->pool, &po);
+    if (rc < 0)
+        return rc;
+    s->workers = aligned_alloc(64, sizeof(weft__worker) * n);
+    s->idle = calloc(n, sizeof(unsigned));
+    if (!s->workers || !s->idle) {
+        free(s->workers);
+        free(s->idle);
+        weft__stack_pool_deinit(&s->pool);
+        return -ENOMEM;
+    }
+    pthread_mutex_init(&s->global_lock, NULL);
+    pthread_mutex_init(&s->idle_lock, NULL);
+    for (unsigned i = 0; i < n; i++)
+        worker_setup(s, i);
+
+    /* Worker 0 is this thread; its stack becomes the main task's fiber. */
+    weft__worker *w0 = &s->workers[0];
+    weft__task *m = &s->main_task;
+    m->fiber = &w0->thread_fiber;
+    m->pinned = w0;
+    m->sched = s;
+    m->flags = WEFT__TASK_MAIN;
+    set_worker_current(w0);
+    weft__fiber_init_thread(&w0->thread_fiber);
+    w0->thread_fiber.extra = m;
+    w0->thread_fiber.name = "main";
+    rc = weft__ring_init(w0, ring_entries);
+    if (rc < 0)
+        goto fail_thread;
+    rc = weft__fiber_create(&w0->sched_fiber, &s->pool, &w0->cache, 0, sched0_entry);
+    if (rc < 0)
+        goto fail_ring;
+    w0->sched_fiber->name = "scheduler 0";
+
+    /* In the scheduler, not on this stack: workers still use it after
+       this function returns (re-locking the mutex as they wake). */
+    struct weft__startup *st = &s->startup;
+    pthread_mutex_init(&st->lock, NULL);
+    pthread_cond_init(&st->cond, NULL);
+    unsigned created = 1;
+    for (; created < n; created++) {
+        struct worker_arg *a = malloc(sizeof *a);
+        if (!a) {
+            rc = -ENOMEM;
+            break;
+        }
+        *a = (struct worker_arg){&s->workers[created], st};
+        int e = pthread_create(&s->workers[created].thread, NULL, worker_main, a);
+        if (e) {
+            free(a);
+            rc = -e;
+            break;
+        }
+    }
+    pthread_mutex_lock(&st->lock);
+    while (st->started < created - 1)
+        pthread_cond_wait(&st->cond, &st->lock);
+    if (rc == 0)
+        rc = st->error;
+    st->go = rc == 0 ? 1 : -1;
+    pthread_cond_broadcast(&st->cond);
+    pthread_mutex_unlock(&st->lock);
+    if (rc == 0)
+        return 0;
+    for (unsigned i = 1; i < created; i++) {
+        pthread_join(s->workers[i].thread, NULL);
+        weft__ring_fini(&s->workers[i]);
+    }
+    weft__fiber_destroy(w0->sched_fiber, &s->pool, &w0->cache);
+fail_ring:
+    weft__ring_fini(w0);
+fail_thread:
+    weft__stack_cache_drain(&s->pool, &w0->cache);
+    weft__fiber_fini_thread(&w0->thread_fiber);
+    set_worker_current(NULL);
+    weft__stack_pool_deinit(&s->pool);
+    pthread_mutex_destroy(&s->startup.lock);
+    pthread_cond_destroy(&s->startup.cond);
+    pthread_mutex_destroy(&s->global_lock);
+    pthread_mutex_destroy(&s->idle_lock);
+    free(s->workers);
+    free(s->idle);
+    return rc;
+}
+
+void weft__sched_deinit(weft__sched *s)
+{
+    weft__worker *w0 = &s->workers[0];
+    if (weft__worker_current() != w0 || weft__task_current() != &s->main_task) {
+        fprintf(stderr, "weft: weft_event_loop_deinit must be called from the loop's main task "
+                        "(the thread that called weft_event_loop_init)\n");
+        abort();
+    }
+    weft__task_wait_detached(s);
+    weft__task_report_unreleased(s);
+
+    atomic_store_explicit(&s->stopping, true, memory_order_seq_cst);
+    for (unsigned i = 1; i < s->nworkers; i++)
+        weft__ring_wake(w0, &s->workers[i]);
+    for (unsigned i = 1; i < s->nworkers; i++) {
+        pthread_join(s->workers[i].thread, NULL);
+        weft__ring_fini(&s->workers[i]);
+    }
+
+    /* Worker 0's scheduler is suspended in its loop; it never runs again. */
+    weft__fiber_discard(w0->sched_fiber, &s->pool, &w0->cache);
+    weft__ring_fini(w0);
+    weft__stack_cache_drain(&s->pool, &w0->cache);
+    weft__fiber_fini_thread(&w0->thread_fiber);
+    set_worker_current(NULL);
+    weft__stack_pool_deinit(&s->pool);
+    pthread_mutex_destroy(&s->startup.lock);
+    pthread_cond_destroy(&s->startup.cond);
+    pthread_mutex_destroy(&s->global_lock);
+    pthread_mutex_destroy(&s->idle_lock);
+    free(s->workers);
+    free(s->idle);
+}

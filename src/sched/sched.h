@@ -1,0 +1,220 @@
+/*
+ * The scheduler's objects and the calls between src/sched, src/uring and
+ * src/io.  The design and its invariants are in sched.c.
+ */
+#ifndef WEFT_SCHED_SCHED_H
+#define WEFT_SCHED_SCHED_H
+
+#include "../fiber/fiber.h"
+#include "../fiber/stack.h"
+
+#include <weft/io.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct weft__task weft__task;
+typedef struct weft__worker weft__worker;
+typedef struct weft__sched weft__sched;
+
+/* ---- tasks ---------------------------------------------------------------- */
+
+/* The future word (weft__task.waiter): who waits for the task. */
+#define WEFT__WAITER_NONE     ((uintptr_t)0)
+#define WEFT__WAITER_FINISHED ((uintptr_t)4)
+#define WEFT__WAITER_SELECT   ((uintptr_t)1) /* tag bit: a select registration */
+
+/* The cancel word (weft__task.cancel): bit 0 is "cancel requested"; the
+   bits above say where the task is blocked in a way a cancel must
+   interrupt: 0 nowhere, worker index + 1 for an operation in flight on
+   that worker's ring. */
+#define WEFT__CANCEL_REQUESTED 1u
+#define WEFT__CANCEL_WHERE_SHIFT 8
+
+#define WEFT__TASK_LIVE     0x7765667475u /* the future is held by its owner */
+#define WEFT__TASK_RELEASED 0x6465616475u /* awaited or canceled */
+
+enum {
+    WEFT__TASK_DETACHED = 1u << 0, /* no future: deinit waits for it */
+    WEFT__TASK_INLINE = 1u << 1,   /* ran inline, lives in malloc'd memory */
+    WEFT__TASK_MAIN = 1u << 2,     /* the loop's main task */
+};
+
+struct __attribute__((aligned(64))) weft__task {
+    weft__task *link; /* global queue, inbox, or a wait list */
+    weft__fiber *fiber;
+    weft__worker *pinned; /* NULL, or the only worker it may run on */
+    weft__sched *sched;
+    weft_task_fn *fn;
+    void *ctx;
+    void *result;
+    uint32_t result_len;
+    uint32_t flags;
+
+    _Atomic uintptr_t waiter; /* WEFT__WAITER_* or a task pointer (| SELECT) */
+    _Atomic uint64_t magic;   /* WEFT__TASK_LIVE / RELEASED: catches double release */
+    _Atomic uint32_t cancel;  /* see WEFT__CANCEL_* */
+    _Atomic(void *) cancel_key; /* the ring operation a cancel must interrupt */
+
+    /* select: counts events; written by the registering handler and the
+       finishers (sched.c explains the protocol). */
+    _Atomic long sel;
+    long sel_registered;
+    bool sel_early;
+
+    /* the list of unreleased futures, for deinit's report */
+    weft__task *lprev, *lnext;
+    weft__worker *lowner;
+};
+
+/* ---- workers -------------------------------------------------------------- */
+
+#define WEFT__RUNQ_SIZE 256u
+
+struct weft__runq {
+    _Atomic uint32_t head; /* taken by the owner and by thieves (CAS) */
+    char pad0[60];
+    _Atomic uint32_t tail; /* written by the owner only */
+    char pad1[60];
+    _Atomic(weft__task *) slot[WEFT__RUNQ_SIZE];
+};
+
+struct weft__ring; /* src/uring */
+
+struct __attribute__((aligned(64))) weft__worker {
+    weft__sched *sched;
+    unsigned index;
+    weft__fiber *sched_fiber; /* the scheduler's context on this worker */
+    weft__fiber thread_fiber; /* this thread's own stack as a fiber */
+    weft__stack_cache cache;
+    struct weft__ring *ring;
+    pthread_t thread;
+    uint32_t rng;
+    uint32_t tick;
+    bool spinning;
+    bool idle_listed; /* guarded by sched->idle_lock */
+    _Atomic bool woken_spinning;
+    _Atomic bool parked;
+
+    struct weft__runq q;
+    _Atomic(weft__task *) next __attribute__((aligned(64)));
+    _Atomic(weft__task *) inbox; /* tasks pinned here, pushed by anyone */
+
+    atomic_flag list_lock; /* the unreleased-futures list below */
+    weft__task *futures;
+};
+
+/* ---- the scheduler -------------------------------------------------------- */
+
+struct weft__startup {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    unsigned started;
+    int error;
+    int go; /* 0 wait, 1 run, -1 exit */
+};
+
+struct weft__sched {
+    struct weft__startup startup;
+    unsigned nworkers;
+    weft__worker *workers;
+    weft__stack_pool pool;
+    weft_io io; /* what tasks receive */
+    unsigned ring_entries;
+
+    weft__task main_task;
+
+    pthread_mutex_t global_lock; /* the global queue */
+    weft__task *global_head, *global_tail;
+    _Atomic uint32_t global_size;
+
+    pthread_mutex_t idle_lock; /* the parked workers */
+    unsigned *idle;
+    unsigned nidle_listed;
+    _Atomic uint32_t nidle;
+    _Atomic uint32_t nspinning;
+
+    _Atomic long detached; /* detached tasks not yet finished */
+    _Atomic(weft__task *) detached_waiter;
+
+    _Atomic bool stopping;
+};
+
+/* ---- the handoff ---------------------------------------------------------- */
+
+/* What the context resumed by a switch does first, for the task that
+   switched away (prev), once prev's registers are saved. */
+typedef void weft__handoff_fn(weft__worker *w, weft__task *prev, void *arg);
+struct weft__handoff {
+    weft__handoff_fn *fn;
+    weft__task *prev;
+    void *arg;
+};
+
+/* The worker this thread is (NULL outside a loop).  Not inlined, and never
+   to be cached across a switch: the task may resume on another thread. */
+weft__worker *weft__worker_current(void);
+/* The task running on this thread (NULL outside a loop's tasks). */
+weft__task *weft__task_current(void);
+
+/* Suspends the current task; the next context runs fn(w, task, arg) first.
+   Returns when someone made the task runnable again. */
+void weft__sched_block(weft__handoff_fn *fn, void *arg);
+/* Makes t runnable behind everything queued on w (a yield). */
+void weft__sched_requeue(weft__worker *w, weft__task *t);
+/* The last switch of a finished task, carrying h. */
+_Noreturn void weft__sched_exit(weft__task *self, struct weft__handoff *h);
+/* Runs the handoff a switch delivered; every resume point calls it first. */
+void weft__handoff_run(void *msg);
+/* Appends first..last (n tasks linked through ->link) to the global queue. */
+void weft__global_push(weft__sched *s, weft__task *first, weft__task *last, uint32_t n);
+/* Makes t runnable, on w (the calling worker) unless t is pinned elsewhere. */
+void weft__sched_ready(weft__worker *w, weft__task *t);
+
+/* Scheduler lifecycle, driven by src/io/event_loop.c. */
+int weft__sched_init(weft__sched *s, unsigned nworkers, size_t stack_size, unsigned ring_entries,
+                     weft_io io);
+void weft__sched_deinit(weft__sched *s);
+
+/* Tasks (task.c). */
+weft__task *weft__task_spawn(weft__sched *s, weft_task_fn *fn, const void *ctx, size_t ctx_len,
+                             size_t result_len, uint32_t flags, int *err);
+/* Runs fn inline, in memory of its own (when no stack is to be had). */
+weft__task *weft__task_inline(weft__sched *s, weft_task_fn *fn, const void *ctx, size_t ctx_len,
+                              size_t result_len, uint32_t flags);
+void weft__task_await(weft__sched *s, weft__task *t, void *result, const char *who);
+void weft__task_request_cancel(weft__task *t);
+size_t weft__task_select(weft__sched *s, weft__task *const *ts, size_t n);
+void weft__task_finish(weft__task *t) __attribute__((noreturn));
+void weft__task_wait_detached(weft__sched *s);
+/* Reports futures never released; aborts if one is still running; frees
+   the finished ones. */
+void weft__task_report_unreleased(weft__sched *s);
+
+/* Cancellation points (task.c).  enter: publish "blocked on worker w's ring
+   in operation key", or -ECANCELED if a cancel came first.  leave: undo. */
+int weft__cancel_enter(weft__task *t, unsigned where, void *key);
+void weft__cancel_leave(weft__task *t);
+static inline bool weft__cancel_is_requested(const weft__task *t)
+{
+    return atomic_load_explicit(&t->cancel, memory_order_acquire) & WEFT__CANCEL_REQUESTED;
+}
+
+/* ---- what the scheduler needs from src/uring ------------------------------ */
+
+/* Set up this worker's ring, on the worker's own thread. */
+int weft__ring_init(weft__worker *w, unsigned entries);
+void weft__ring_fini(weft__worker *w);
+/* Submits what is queued and handles completions.  wait: block until at
+   least one completion arrives.  Completions make tasks runnable on w. */
+void weft__ring_poll(weft__worker *w, bool wait);
+/* Has w anything in flight or queued that poll would need to look at? */
+bool weft__ring_busy(weft__worker *w);
+/* Wakes worker `to` (parked in its ring's wait) from worker `from`. */
+void weft__ring_wake(weft__worker *from, weft__worker *to);
+/* Interrupts the operation `key` in flight on worker `to`'s ring. */
+void weft__ring_cancel(weft__worker *from, weft__worker *to, void *key);
+
+#endif

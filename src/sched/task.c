@@ -1,0 +1,468 @@
+/*
+ * Tasks and futures: spawning, finishing, await, select, cancel.
+ *
+ * A task lives at the top of its fiber's stack: struct weft__task, then its
+ * copy of ctx, then its result bytes.  The future handed to the caller is
+ * the task itself; the stack is given back when the future is released.
+ *
+ * The future word, `waiter`: NONE, FINISHED, or the task waiting for it
+ * (tagged SELECT for a select registration).  A task becomes FINISHED only
+ * after it has left its stack, in the handoff of its last switch
+ * (exit_publish), so whoever sees FINISHED may free the stack at once.  The
+ * one exception is the direct hand-back in weft__task_finish: when a plain
+ * awaiter is already registered, nobody but that awaiter can free the
+ * stack, and it is not running -- the finisher resumes it directly.
+ *
+ * await: one CAS (NONE -> me) in the handoff; if it fails the task had
+ * finished, and the handoff makes the awaiter runnable again.  Exactly one
+ * side wakes the awaiter.
+ *
+ * select: the handoff registers the selector on each future in turn (CAS
+ * NONE -> me|SELECT) and stops at the first finished one.  The selector's
+ * `sel` counter decides who wakes it, exactly once: it starts at SEL_BIAS
+ * while the handoff registers; each finisher that takes a registration adds
+ * one; the handoff ends by removing the bias (and adding one if it found a
+ * finished future).  Whoever moves the counter from zero, or the handoff if
+ * it leaves it above zero, wakes the selector.  Awake, the selector
+ * withdraws its registrations (CAS me|SELECT -> NONE); each one it cannot
+ * withdraw was taken by a finisher, who will add one to `sel` -- the
+ * selector waits for those adds before returning, since after it returns
+ * its task may be freed.
+ *
+ * cancel: the cancel word holds "requested" and "blocked in an operation
+ * on worker w's ring".  The blocker publishes where it blocks and learns of
+ * an earlier request in one CAS; the canceler sets the bit and learns where
+ * to send the interruption in one RMW.  Requests are sticky.
+ */
+#include "sched.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SEL_BIAS (1L << 40)
+
+static size_t round64(size_t n)
+{
+    return (n + 63) & ~(size_t)63;
+}
+
+static void fn_name(weft_task_fn *fn, char *buf, size_t len)
+{
+    Dl_info info;
+    void *p;
+    memcpy(&p, &fn, sizeof p);
+    if (dladdr(p, &info) && info.dli_sname)
+        snprintf(buf, len, "%s (%p)", info.dli_sname, p);
+    else
+        snprintf(buf, len, "task function %p (link with -rdynamic to see its name)", p);
+}
+
+static weft__worker *current_worker(const char *who)
+{
+    weft__worker *w = weft__worker_current();
+    if (!w) {
+        fprintf(stderr,
+                "weft: %s: called on a thread that is not one of the event loop's workers\n",
+                who);
+        abort();
+    }
+    return w;
+}
+
+/* ---- the list of unreleased futures --------------------------------------- */
+
+static void list_lock(weft__worker *w)
+{
+    while (atomic_flag_test_and_set_explicit(&w->list_lock, memory_order_acquire))
+        sched_yield();
+}
+
+static void list_unlock(weft__worker *w)
+{
+    atomic_flag_clear_explicit(&w->list_lock, memory_order_release);
+}
+
+static void list_add(weft__worker *w, weft__task *t)
+{
+    list_lock(w);
+    t->lowner = w;
+    t->lprev = NULL;
+    t->lnext = w->futures;
+    if (w->futures)
+        w->futures->lprev = t;
+    w->futures = t;
+    list_unlock(w);
+}
+
+static void list_remove(weft__task *t)
+{
+    weft__worker *w = t->lowner;
+    list_lock(w);
+    if (t->lprev)
+        t->lprev->lnext = t->lnext;
+    else
+        w->futures = t->lnext;
+    if (t->lnext)
+        t->lnext->lprev = t->lprev;
+    list_unlock(w);
+}
+
+/* ---- spawning and finishing ----------------------------------------------- */
+
+static void task_entry(weft__fiber *self, void *msg)
+{
+    weft__handoff_run(msg);
+    weft__task *t = self->extra;
+    t->fn(t->sched->io, t->ctx, t->result);
+    weft__task_finish(t);
+}
+
+static void check_sizes(size_t ctx_len, size_t result_len)
+{
+    if (ctx_len > WEFT_MAX_CTX || result_len > WEFT_MAX_RESULT) {
+        fprintf(stderr,
+                "weft: weft_async: ctx_len %zu / result_len %zu over the limits "
+                "(WEFT_MAX_CTX %u, WEFT_MAX_RESULT %u)\n",
+                ctx_len, result_len, WEFT_MAX_CTX, WEFT_MAX_RESULT);
+        abort();
+    }
+}
+
+static void task_setup(weft__task *t, weft__sched *s, weft_task_fn *fn, const void *ctx,
+                       size_t ctx_len, size_t result_len, uint32_t flags)
+{
+    memset(t, 0, sizeof *t);
+    t->sched = s;
+    t->fn = fn;
+    t->ctx = (char *)t + sizeof *t;
+    t->result = (char *)t->ctx + round64(ctx_len);
+    t->result_len = (uint32_t)result_len;
+    t->flags = flags;
+    if (ctx_len)
+        memcpy(t->ctx, ctx, ctx_len);
+    atomic_init(&t->waiter, WEFT__WAITER_NONE);
+    atomic_init(&t->magic, (flags & WEFT__TASK_DETACHED) ? 0 : WEFT__TASK_LIVE);
+}
+
+weft__task *weft__task_spawn(weft__sched *s, weft_task_fn *fn, const void *ctx, size_t ctx_len,
+                             size_t result_len, uint32_t flags, int *err)
+{
+    check_sizes(ctx_len, result_len);
+    weft__worker *w = current_worker("weft_async");
+    size_t extra = sizeof(weft__task) + round64(ctx_len) + round64(result_len);
+    weft__fiber *f;
+    int rc = weft__fiber_create(&f, &s->pool, &w->cache, extra, task_entry);
+    if (rc < 0) {
+        *err = rc;
+        return NULL;
+    }
+    weft__task *t = f->extra;
+    task_setup(t, s, fn, ctx, ctx_len, result_len, flags);
+    t->fiber = f;
+    f->extra = t;
+    if (flags & WEFT__TASK_DETACHED)
+        atomic_fetch_add_explicit(&s->detached, 1, memory_order_relaxed);
+    else
+        list_add(w, t);
+    weft__sched_ready(w, t);
+    return t;
+}
+
+weft__task *weft__task_inline(weft__sched *s, weft_task_fn *fn, const void *ctx, size_t ctx_len,
+                              size_t result_len, uint32_t flags)
+{
+    check_sizes(ctx_len, result_len);
+    weft__worker *w = current_worker("weft_async");
+    weft__task *t =
+        aligned_alloc(64, sizeof(weft__task) + round64(ctx_len) + round64(result_len));
+    if (!t) {
+        fprintf(stderr, "weft: weft_async: out of memory, even to run the task inline\n");
+        abort();
+    }
+    task_setup(t, s, fn, ctx, ctx_len, result_len, flags | WEFT__TASK_INLINE);
+    fn(s->io, t->ctx, (flags & WEFT__TASK_DETACHED) ? NULL : t->result);
+    if (flags & WEFT__TASK_DETACHED) {
+        free(t);
+        return NULL;
+    }
+    atomic_store_explicit(&t->waiter, WEFT__WAITER_FINISHED, memory_order_release);
+    list_add(weft__worker_current() ? weft__worker_current() : w, t);
+    return t;
+}
+
+static void wake_registration(weft__worker *w, uintptr_t reg)
+{
+    if (reg == WEFT__WAITER_NONE)
+        return;
+    weft__task *a = (weft__task *)(reg & ~WEFT__WAITER_SELECT);
+    if (reg & WEFT__WAITER_SELECT) {
+        if (atomic_fetch_add_explicit(&a->sel, 1, memory_order_acq_rel) == 0)
+            weft__sched_ready(w, a);
+    } else {
+        weft__sched_ready(w, a);
+    }
+}
+
+/* The handoff of a finished task: it has left its stack, so it may now be
+   seen as finished (and freed by its awaiter). */
+static void exit_publish(weft__worker *w, weft__task *prev, void *arg)
+{
+    (void)arg;
+    uintptr_t reg =
+        atomic_exchange_explicit(&prev->waiter, WEFT__WAITER_FINISHED, memory_order_acq_rel);
+    wake_registration(w, reg);
+}
+
+static void exit_detached(weft__worker *w, weft__task *prev, void *arg)
+{
+    (void)arg;
+    weft__sched *s = prev->sched;
+    weft__fiber_destroy(prev->fiber, &s->pool, &w->cache);
+    /* seq_cst: pairs with wait_detached_handoff (store waiter, read count). */
+    if (atomic_fetch_sub_explicit(&s->detached, 1, memory_order_seq_cst) == 1) {
+        weft__task *a = atomic_exchange_explicit(&s->detached_waiter, NULL, memory_order_seq_cst);
+        if (a)
+            weft__sched_ready(w, a);
+    }
+}
+
+void weft__task_finish(weft__task *t)
+{
+    weft__worker *w = weft__worker_current();
+    struct weft__handoff h = {exit_publish, t, NULL};
+    if (t->flags & WEFT__TASK_DETACHED) {
+        h.fn = exit_detached;
+    } else {
+        uintptr_t reg = atomic_load_explicit(&t->waiter, memory_order_acquire);
+        weft__task *a = (weft__task *)reg;
+        if (reg != WEFT__WAITER_NONE && !(reg & WEFT__WAITER_SELECT) &&
+            (!a->pinned || a->pinned == w)) {
+            /* A plain awaiter is registered: only it may free this stack,
+               and it waits for us to resume it. */
+            atomic_store_explicit(&t->waiter, WEFT__WAITER_FINISHED, memory_order_release);
+            h.fn = NULL;
+            weft__fiber_exit(t->fiber, a->fiber, &h);
+        }
+    }
+    weft__sched_exit(t, &h);
+}
+
+/* ---- await ------------------------------------------------------------------ */
+
+static void release(weft__task *t, const char *who)
+{
+    uint64_t m = atomic_exchange_explicit(&t->magic, WEFT__TASK_RELEASED, memory_order_relaxed);
+    if (m != WEFT__TASK_LIVE) {
+        fprintf(stderr,
+                "weft: %s: future %p %s\n", who, (void *)t,
+                m == WEFT__TASK_RELEASED
+                    ? "was already released (each future takes exactly one await or cancel)"
+                    : "is not a live future");
+        abort();
+    }
+}
+
+static void await_handoff(weft__worker *w, weft__task *prev, void *arg)
+{
+    weft__task *t = arg;
+    uintptr_t none = WEFT__WAITER_NONE;
+    if (!atomic_compare_exchange_strong_explicit(&t->waiter, &none, (uintptr_t)prev,
+                                                 memory_order_acq_rel, memory_order_acquire))
+        weft__sched_ready(w, prev); /* it finished meanwhile */
+}
+
+void weft__task_await(weft__sched *s, weft__task *t, void *result, const char *who)
+{
+    current_worker(who);
+    release(t, who);
+    if (atomic_load_explicit(&t->waiter, memory_order_acquire) != WEFT__WAITER_FINISHED)
+        weft__sched_block(await_handoff, t);
+    if (result && t->result_len)
+        memcpy(result, t->result, t->result_len);
+    list_remove(t);
+    if (t->flags & WEFT__TASK_INLINE)
+        free(t);
+    else
+        weft__fiber_destroy(t->fiber, &s->pool, &weft__worker_current()->cache);
+}
+
+/* ---- cancel ----------------------------------------------------------------- */
+
+int weft__cancel_enter(weft__task *t, unsigned where, void *key)
+{
+    atomic_store_explicit(&t->cancel_key, key, memory_order_relaxed);
+    uint32_t old = atomic_load_explicit(&t->cancel, memory_order_relaxed);
+    do {
+        if (old & WEFT__CANCEL_REQUESTED)
+            return -ECANCELED;
+    } while (!atomic_compare_exchange_weak_explicit(
+        &t->cancel, &old, (where << WEFT__CANCEL_WHERE_SHIFT) | (old & 0xffu),
+        memory_order_acq_rel, memory_order_relaxed));
+    return 0;
+}
+
+void weft__cancel_leave(weft__task *t)
+{
+    atomic_fetch_and_explicit(&t->cancel, 0xffu, memory_order_acq_rel);
+}
+
+void weft__task_request_cancel(weft__task *t)
+{
+    uint32_t old = atomic_fetch_or_explicit(&t->cancel, WEFT__CANCEL_REQUESTED,
+                                            memory_order_acq_rel);
+    if (old & WEFT__CANCEL_REQUESTED)
+        return;
+    unsigned where = old >> WEFT__CANCEL_WHERE_SHIFT;
+    if (where == 0)
+        return; /* its next cancellation point sees the request */
+    /* The key is read after the RMW: if the task has moved on to another
+       operation since, this one completed and the interruption finds
+       nothing (and that operation's enter saw the request). */
+    void *key = atomic_load_explicit(&t->cancel_key, memory_order_relaxed);
+    weft__worker *w = current_worker("weft_cancel");
+    weft__ring_cancel(w, &t->sched->workers[where - 1], key);
+}
+
+/* ---- select ----------------------------------------------------------------- */
+
+struct select_arg {
+    weft__task *const *ts;
+    size_t n;
+};
+
+static void select_handoff(weft__worker *w, weft__task *prev, void *arg)
+{
+    struct select_arg a = *(struct select_arg *)arg;
+    uintptr_t reg = (uintptr_t)prev | WEFT__WAITER_SELECT;
+    long r = 0;
+    bool early = false;
+    for (size_t i = 0; i < a.n; i++) {
+        uintptr_t cur = WEFT__WAITER_NONE;
+        if (atomic_compare_exchange_strong_explicit(&a.ts[i]->waiter, &cur, reg,
+                                                    memory_order_acq_rel, memory_order_acquire)) {
+            r++;
+            continue;
+        }
+        if (cur != WEFT__WAITER_FINISHED) {
+            fprintf(stderr, "weft: weft_select: future %p appears twice, or is being awaited\n",
+                    (void *)a.ts[i]);
+            abort();
+        }
+        early = true;
+        break;
+    }
+    prev->sel_registered = r;
+    prev->sel_early = early;
+    long old = atomic_fetch_sub_explicit(&prev->sel, SEL_BIAS - (early ? 1 : 0),
+                                         memory_order_acq_rel);
+    if (old - SEL_BIAS + (early ? 1 : 0) > 0)
+        weft__sched_ready(w, prev);
+}
+
+size_t weft__task_select(weft__sched *s, weft__task *const *ts, size_t n)
+{
+    (void)s;
+    current_worker("weft_select");
+    if (n == 0) {
+        fprintf(stderr, "weft: weft_select: no futures to wait for\n");
+        abort();
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint64_t m = atomic_load_explicit(&ts[i]->magic, memory_order_relaxed);
+        if (m != WEFT__TASK_LIVE) {
+            fprintf(stderr, "weft: weft_select: future %zu (%p) %s\n", i, (void *)ts[i],
+                    m == WEFT__TASK_RELEASED ? "was already released" : "is not a live future");
+            abort();
+        }
+        if (atomic_load_explicit(&ts[i]->waiter, memory_order_acquire) == WEFT__WAITER_FINISHED)
+            return i;
+    }
+    weft__task *self = weft__task_current();
+    atomic_store_explicit(&self->sel, SEL_BIAS, memory_order_relaxed);
+    struct select_arg a = {ts, n};
+    weft__sched_block(select_handoff, &a);
+
+    uintptr_t reg = (uintptr_t)self | WEFT__WAITER_SELECT;
+    long taken = 0;
+    for (long i = 0; i < self->sel_registered; i++) {
+        uintptr_t cur = reg;
+        if (!atomic_compare_exchange_strong_explicit(&ts[i]->waiter, &cur, WEFT__WAITER_NONE,
+                                                     memory_order_acq_rel, memory_order_acquire))
+            taken++;
+    }
+    /* Wait for the finishers that took a registration to finish counting:
+       they are between two instructions of exit_publish. */
+    long expect = taken + (self->sel_early ? 1 : 0);
+    for (unsigned spins = 0;
+         atomic_load_explicit(&self->sel, memory_order_acquire) != expect; spins++)
+        if (spins > 64)
+            sched_yield();
+    for (size_t i = 0; i < n; i++)
+        if (atomic_load_explicit(&ts[i]->waiter, memory_order_acquire) == WEFT__WAITER_FINISHED)
+            return i;
+    fprintf(stderr, "weft: weft_select: woken with no future finished\n");
+    abort();
+}
+
+/* ---- detached tasks and deinit --------------------------------------------- */
+
+static void wait_detached_handoff(weft__worker *w, weft__task *prev, void *arg)
+{
+    weft__sched *s = arg;
+    atomic_store_explicit(&s->detached_waiter, prev, memory_order_seq_cst);
+    if (atomic_load_explicit(&s->detached, memory_order_seq_cst) == 0) {
+        weft__task *a = atomic_exchange_explicit(&s->detached_waiter, NULL, memory_order_seq_cst);
+        if (a)
+            weft__sched_ready(w, a);
+    }
+}
+
+void weft__task_wait_detached(weft__sched *s)
+{
+    while (atomic_load_explicit(&s->detached, memory_order_seq_cst) > 0)
+        weft__sched_block(wait_detached_handoff, s);
+}
+
+void weft__task_report_unreleased(weft__sched *s)
+{
+    unsigned leaked = 0, running = 0;
+    weft__worker *w0 = &s->workers[0];
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        weft__worker *w = &s->workers[i];
+        list_lock(w);
+        weft__task *t = w->futures;
+        w->futures = NULL;
+        list_unlock(w);
+        while (t) {
+            weft__task *next = t->lnext;
+            char name[256];
+            fn_name(t->fn, name, sizeof name);
+            bool done = atomic_load_explicit(&t->waiter, memory_order_acquire) ==
+                        WEFT__WAITER_FINISHED;
+            fprintf(stderr,
+                    "weft: weft_event_loop_deinit: the future of %s was never awaited or "
+                    "canceled%s\n",
+                    name, done ? "" : ", and its task is still running");
+            leaked++;
+            if (!done)
+                running++;
+            else if (t->flags & WEFT__TASK_INLINE)
+                free(t);
+            else
+                weft__fiber_destroy(t->fiber, &s->pool, &w0->cache);
+            t = next;
+        }
+    }
+    if (running) {
+        fprintf(stderr,
+                "weft: weft_event_loop_deinit: %u task(s) still running; their stacks cannot "
+                "be freed under them\n",
+                running);
+        abort();
+    }
+    (void)leaked;
+}

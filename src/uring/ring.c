@@ -1,0 +1,282 @@
+/*
+ * Per-worker rings: setup with the modern flags where the kernel has them,
+ * completion dispatch, ring messages between workers, and parking.
+ *
+ * Only the worker's own thread touches its ring (the ring is set up as
+ * single-issuer where possible, and the kernel would reject a second
+ * submitter).  Other workers reach it by IORING_OP_MSG_RING, submitted on
+ * their own ring, or -- where the kernel lacks MSG_RING -- by writing its
+ * eventfd, on which the ring always has a read outstanding, with cancel
+ * requests passed in a lock-free mailbox.
+ */
+#include "ring.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define UD(p, kind) ((uint64_t)(uintptr_t)(p) | (kind))
+
+static void die(const char *what, int err)
+{
+    fprintf(stderr, "weft: io_uring: %s: %s\n", what, strerror(-err));
+    abort();
+}
+
+/* WEFT_URING_COMPAT=1 makes a loop use the oldest paths (no setup flags,
+   eventfd wake-ups): the test suite runs them on new kernels this way. */
+static bool compat_forced(void)
+{
+    const char *e = getenv("WEFT_URING_COMPAT");
+    return e && e[0] == '1';
+}
+
+static void arm_eventfd(weft__worker *w)
+{
+    struct weft__ring *r = w->ring;
+    struct io_uring_sqe *sqe = weft__ring_sqe(w);
+    io_uring_prep_read(sqe, r->efd, &r->efd_buf, sizeof r->efd_buf, 0);
+    io_uring_sqe_set_data64(sqe, UD(NULL, WEFT__UD_EVENTFD));
+}
+
+int weft__ring_init(weft__worker *w, unsigned entries)
+{
+    struct weft__ring *r = aligned_alloc(64, (sizeof *r + 63) & ~(size_t)63);
+    if (!r)
+        return -ENOMEM;
+    memset(r, 0, sizeof *r);
+    r->efd = -1;
+    bool compat = compat_forced();
+    static const unsigned tries[] = {
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+        IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+        0,
+    };
+    int rc = -EINVAL;
+    for (unsigned i = compat ? 2 : 0; i < 3; i++) {
+        struct io_uring_params p;
+        memset(&p, 0, sizeof p);
+        p.flags = tries[i];
+        rc = io_uring_queue_init_params(entries, &r->ring, &p);
+        if (rc == -EINVAL && i < 2)
+            continue; /* an older kernel: fewer flags */
+        if (rc < 0)
+            break;
+        r->defer = p.flags & IORING_SETUP_DEFER_TASKRUN;
+        r->skip_success = !compat && (p.features & IORING_FEAT_CQE_SKIP);
+        break;
+    }
+    if (rc < 0) {
+        free(r);
+        return rc;
+    }
+    if (!compat) {
+        struct io_uring_probe *probe = io_uring_get_probe_ring(&r->ring);
+        r->msg_ring = probe && io_uring_opcode_supported(probe, IORING_OP_MSG_RING);
+        if (probe)
+            io_uring_free_probe(probe);
+    }
+    w->ring = r;
+    if (!r->msg_ring) {
+        r->efd = eventfd(0, EFD_CLOEXEC);
+        if (r->efd < 0) {
+            rc = -errno;
+            io_uring_queue_exit(&r->ring);
+            free(r);
+            w->ring = NULL;
+            return rc;
+        }
+        arm_eventfd(w);
+        io_uring_submit(&r->ring);
+    }
+    return 0;
+}
+
+void weft__ring_fini(weft__worker *w)
+{
+    struct weft__ring *r = w->ring;
+    if (!r)
+        return;
+    io_uring_queue_exit(&r->ring);
+    if (r->efd >= 0)
+        close(r->efd);
+    struct weft__mail *m = atomic_exchange_explicit(&r->mail, NULL, memory_order_acquire);
+    while (m) {
+        struct weft__mail *next = m->next;
+        free(m);
+        m = next;
+    }
+    free(r);
+    w->ring = NULL;
+}
+
+/* Submits; on a full completion queue, makes room and tries again. */
+static void submit(weft__worker *w)
+{
+    struct weft__ring *r = w->ring;
+    for (;;) {
+        int rc = io_uring_submit(&r->ring);
+        if (rc >= 0 || rc == -EINTR)
+            return;
+        if (rc == -EBUSY || rc == -EAGAIN) {
+            weft__ring_poll(w, false);
+            continue;
+        }
+        die("submit", rc);
+    }
+}
+
+struct io_uring_sqe *weft__ring_sqe(weft__worker *w)
+{
+    struct weft__ring *r = w->ring;
+    struct io_uring_sqe *sqe;
+    while (!(sqe = io_uring_get_sqe(&r->ring)))
+        submit(w);
+    return sqe;
+}
+
+int32_t weft__ring_wait(weft__worker *w, struct io_uring_sqe *sqe, struct weft__op *op)
+{
+    io_uring_sqe_set_data64(sqe, UD(op, WEFT__UD_OP));
+    w->ring->inflight++;
+    /* Nothing to hand off: the completion, reaped by this worker's
+       scheduler after this switch, makes the task runnable. */
+    weft__sched_block(NULL, NULL);
+    return op->res;
+}
+
+static void prep_cancel(weft__worker *w, void *key)
+{
+    struct io_uring_sqe *sqe = weft__ring_sqe(w);
+    io_uring_prep_cancel64(sqe, UD(key, WEFT__UD_OP), 0);
+    io_uring_sqe_set_data64(sqe, UD(NULL, WEFT__UD_IGNORE));
+    if (w->ring->skip_success)
+        sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+}
+
+static void take_mail(weft__worker *w)
+{
+    struct weft__mail *m = atomic_exchange_explicit(&w->ring->mail, NULL, memory_order_acquire);
+    while (m) {
+        struct weft__mail *next = m->next;
+        prep_cancel(w, m->key);
+        free(m);
+        m = next;
+    }
+}
+
+static void dispatch(weft__worker *w, struct io_uring_cqe *cqe)
+{
+    uint64_t ud = io_uring_cqe_get_data64(cqe);
+    void *p = (void *)(uintptr_t)(ud & ~(uint64_t)WEFT__UD_MASK);
+    switch (ud & WEFT__UD_MASK) {
+    case WEFT__UD_OP: {
+        struct weft__op *op = p;
+        op->res = cqe->res;
+        op->cqe_flags = cqe->flags;
+        w->ring->inflight--;
+        weft__sched_ready(w, op->task);
+        break;
+    }
+    case WEFT__UD_WAKE:
+    case WEFT__UD_IGNORE:
+        break;
+    case WEFT__UD_CANCEL:
+        prep_cancel(w, p);
+        break;
+    case WEFT__UD_MSGFAIL:
+        if (cqe->res < 0)
+            die("a message to another worker's ring failed", cqe->res);
+        break;
+    case WEFT__UD_EVENTFD:
+        take_mail(w);
+        arm_eventfd(w);
+        break;
+    default:
+        fprintf(stderr, "weft: io_uring: completion with unknown user_data %#llx\n",
+                (unsigned long long)ud);
+        abort();
+    }
+}
+
+bool weft__ring_busy(weft__worker *w)
+{
+    struct weft__ring *r = w->ring;
+    return r->inflight || io_uring_sq_ready(&r->ring) || io_uring_cq_ready(&r->ring) ||
+           atomic_load_explicit(&r->mail, memory_order_relaxed);
+}
+
+void weft__ring_poll(weft__worker *w, bool wait)
+{
+    struct weft__ring *r = w->ring;
+    if (r->efd >= 0 && atomic_load_explicit(&r->mail, memory_order_relaxed))
+        take_mail(w);
+    int rc = 0;
+    if (wait)
+        rc = io_uring_submit_and_wait(&r->ring, 1);
+    else if (r->defer && r->inflight)
+        rc = io_uring_submit_and_get_events(&r->ring);
+    else if (io_uring_sq_ready(&r->ring))
+        rc = io_uring_submit(&r->ring);
+    if (rc < 0 && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN && rc != -ETIME)
+        die("submit and wait", rc);
+    struct io_uring_cqe *cqe;
+    unsigned head, seen = 0;
+    io_uring_for_each_cqe(&r->ring, head, cqe)
+    {
+        dispatch(w, cqe);
+        seen++;
+    }
+    io_uring_cq_advance(&r->ring, seen);
+}
+
+static void send_msg(weft__worker *from, weft__worker *to, uint64_t ud)
+{
+    struct weft__ring *r = from->ring;
+    if (r->msg_ring) {
+        struct io_uring_sqe *sqe = weft__ring_sqe(from);
+        io_uring_prep_msg_ring(sqe, to->ring->ring.ring_fd, 0, ud, 0);
+        io_uring_sqe_set_data64(sqe, UD(NULL, WEFT__UD_MSGFAIL));
+        if (r->skip_success)
+            sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+        /* Now, not at the next batch: the receiver may be parked. */
+        submit(from);
+        return;
+    }
+    if ((ud & WEFT__UD_MASK) == WEFT__UD_CANCEL) {
+        struct weft__mail *m = malloc(sizeof *m);
+        if (!m) {
+            fprintf(stderr, "weft: out of memory sending a cancel request\n");
+            abort();
+        }
+        m->key = (void *)(uintptr_t)(ud & ~(uint64_t)WEFT__UD_MASK);
+        m->next = atomic_load_explicit(&to->ring->mail, memory_order_relaxed);
+        while (!atomic_compare_exchange_weak_explicit(&to->ring->mail, &m->next, m,
+                                                      memory_order_release, memory_order_relaxed))
+            ;
+    }
+    uint64_t one = 1;
+    int saved = errno;
+    ssize_t n = write(to->ring->efd, &one, sizeof one);
+    errno = saved;
+    if (n != (ssize_t)sizeof one) {
+        fprintf(stderr, "weft: waking a worker through its eventfd failed\n");
+        abort();
+    }
+}
+
+void weft__ring_wake(weft__worker *from, weft__worker *to)
+{
+    send_msg(from, to, UD(NULL, WEFT__UD_WAKE));
+}
+
+void weft__ring_cancel(weft__worker *from, weft__worker *to, void *key)
+{
+    if (from == to)
+        prep_cancel(from, key);
+    else
+        send_msg(from, to, UD(key, WEFT__UD_CANCEL));
+}
