@@ -185,10 +185,14 @@ void weft__sched_ready(weft__worker *w, weft__task *t)
 
 void weft__sched_requeue(weft__worker *w, weft__task *t)
 {
-    if (t->pinned)
+    if (t->pinned) {
         weft__sched_ready(w, t);
-    else
-        weft__runq_put(w, t);
+        return;
+    }
+    weft__runq_put(w, t);
+    /* A worker that only ever yields would otherwise keep its queue to
+       itself while others sleep. */
+    wakep(w);
 }
 
 /* What a worker can run without looking beyond itself. */

@@ -117,7 +117,7 @@ static void task_entry(weft__fiber *self, void *msg)
 {
     weft__handoff_run(msg);
     weft__task *t = self->extra;
-    t->fn(t->sched->io, t->ctx, t->result);
+    t->fn(t->sched->io, t->ctx, (t->flags & WEFT__TASK_DETACHED) ? NULL : t->result);
     weft__task_finish(t);
 }
 

@@ -1,0 +1,67 @@
+/*
+ * The contract suite's harness: each CONTRACT test is written once, as a
+ * body taking a weft_io, and runs against the event loop with 1, 2 and 4
+ * workers and against the blocking Io.  A body that needs real
+ * concurrency calls NEEDS_CONCURRENCY first and is skipped, with the
+ * reason, on the blocking Io.
+ */
+#ifndef WEFT_TESTS_CONTRACT_H
+#define WEFT_TESTS_CONTRACT_H
+
+#include "helpers.h"
+
+#include <weft/weft.h>
+
+struct impl {
+    const char *name;
+    unsigned threads; /* 0: the blocking Io */
+};
+
+static const struct impl impl_el1 = {"event_loop/1", 1};
+static const struct impl impl_el2 = {"event_loop/2", 2};
+static const struct impl impl_el4 = {"event_loop/4", 4};
+static const struct impl impl_blocking = {"blocking", 0};
+
+typedef void contract_body(weft_io io, const struct impl *im);
+
+static inline void contract_run(const struct impl *im, contract_body *body)
+{
+    if (!im->threads) {
+        body(weft_blocking_io(), im);
+        return;
+    }
+    weft_event_loop *el;
+    weft_event_loop_options o = {.threads = im->threads};
+    int rc = weft_event_loop_init(&el, &o);
+    cr_assert_eq(rc, 0, "weft_event_loop_init: %s", strerror(-rc));
+    body(weft_event_loop_io(el), im);
+    weft_event_loop_deinit(el);
+}
+
+#define NEEDS_CONCURRENCY(im)                                                                      \
+    do {                                                                                           \
+        if (!(im)->threads)                                                                        \
+            cr_skip_test("needs concurrency: the blocking Io runs every task inline");            \
+    } while (0)
+
+#define CONTRACT(suite, name, secs)                                                                \
+    static void name##_body(weft_io io, const struct impl *im);                                    \
+    Test(suite##_event_loop_1, name, .timeout = secs)                                              \
+    {                                                                                              \
+        contract_run(&impl_el1, name##_body);                                                      \
+    }                                                                                              \
+    Test(suite##_event_loop_2, name, .timeout = secs)                                              \
+    {                                                                                              \
+        contract_run(&impl_el2, name##_body);                                                      \
+    }                                                                                              \
+    Test(suite##_event_loop_4, name, .timeout = secs)                                              \
+    {                                                                                              \
+        contract_run(&impl_el4, name##_body);                                                      \
+    }                                                                                              \
+    Test(suite##_blocking, name, .timeout = secs)                                                  \
+    {                                                                                              \
+        contract_run(&impl_blocking, name##_body);                                                 \
+    }                                                                                              \
+    static void name##_body(weft_io io, const struct impl *im)
+
+#endif

@@ -1,0 +1,212 @@
+/*
+ * Load: a million tasks in a tree, randomized spawn/select/cancel, and a
+ * million hand-offs between tasks on different workers.
+ */
+#include "contract.h"
+
+#include "fiber/stack.h"
+#include "sched/sched.h"
+
+#include <stdatomic.h>
+
+/* ---- skynet: 10-ary tree, leaves return their number ------------------- */
+
+struct sky {
+    long num, size;
+};
+
+static void skynet(weft_io io, void *ctx, void *result)
+{
+    struct sky *s = ctx;
+    if (s->size == 1) {
+        *(long *)result = s->num;
+        return;
+    }
+    weft_future *f[10];
+    long d = s->size / 10;
+    for (int i = 0; i < 10; i++) {
+        struct sky c = {s->num + i * d, d};
+        f[i] = weft_async(io, skynet, &c, sizeof c, sizeof(long));
+    }
+    long sum = 0;
+    for (int i = 0; i < 10; i++) {
+        long r;
+        weft_await(io, f[i], &r);
+        sum += r;
+    }
+    *(long *)result = sum;
+}
+
+static void skynet_body(weft_io io, const struct impl *im)
+{
+    (void)im;
+    long size = 1000000;
+    while (size > 10 && test_scaled((size_t)size) < (size_t)size && size > (long)test_scaled(1000000))
+        size /= 10;
+    struct sky root = {0, size};
+    long sum = 0;
+    weft_await(io, weft_async(io, skynet, &root, sizeof root, sizeof sum), &sum);
+    cr_assert_eq(sum, size * (size - 1) / 2, "skynet(%ld) = %ld", size, sum);
+}
+
+Test(stress, skynet_million_tasks_1_worker, .timeout = 300)
+{
+    contract_run(&impl_el1, skynet_body);
+}
+Test(stress, skynet_million_tasks_2_workers, .timeout = 300)
+{
+    contract_run(&impl_el2, skynet_body);
+}
+Test(stress, skynet_million_tasks_4_workers, .timeout = 300)
+{
+    contract_run(&impl_el4, skynet_body);
+}
+
+/* ---- randomized spawn / select / cancel ------------------------------------ */
+
+static atomic_long started, finished;
+
+static void rnd_task(weft_io io, void *ctx, void *result)
+{
+    unsigned kind = *(unsigned *)ctx;
+    atomic_fetch_add(&started, 1);
+    int r = 0;
+    switch (kind % 4) {
+    case 0:
+        break;
+    case 1:
+        for (unsigned i = 0; i < kind % 7; i++)
+            weft_yield(io);
+        break;
+    case 2:
+        r = weft_sleep(io, (int64_t)(kind % 50) * 1000);
+        break;
+    case 3:
+        r = weft_sleep(io, 3600LL * 1000000000LL);
+        break;
+    }
+    *(int *)result = r;
+    atomic_fetch_add(&finished, 1);
+}
+
+static uint32_t xorshift(uint32_t *s)
+{
+    uint32_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return *s = x;
+}
+
+static void random_body(weft_io io, const struct impl *im)
+{
+    (void)im;
+    uint32_t seed = 12345;
+    size_t rounds = test_scaled(100000);
+    for (size_t round = 0; round < rounds; round++) {
+        weft_future *f[4];
+        unsigned n = 1 + xorshift(&seed) % 4, kinds[4];
+        bool any_short = false;
+        for (unsigned i = 0; i < n; i++) {
+            kinds[i] = xorshift(&seed);
+            if (kinds[i] % 4 != 3)
+                any_short = true;
+            f[i] = weft_async(io, rnd_task, &kinds[i], sizeof kinds[i], sizeof(int));
+        }
+        if (any_short) {
+            size_t w = weft_select(io, f, n);
+            cr_assert_lt(w, n);
+            cr_assert_neq(kinds[w] % 4, 3u, "select returned a task that sleeps for an hour");
+        }
+        for (unsigned i = 0; i < n; i++) {
+            int r = 1;
+            if (xorshift(&seed) % 2 || kinds[i] % 4 == 3)
+                weft_cancel(io, f[i], &r);
+            else
+                weft_await(io, f[i], &r);
+            cr_assert(r == 0 || r == -ECANCELED, "task result %d", r);
+            if (kinds[i] % 4 == 3)
+                cr_assert_eq(r, -ECANCELED);
+        }
+    }
+    cr_assert_eq(atomic_load(&started), atomic_load(&finished));
+}
+
+static void random_run(const struct impl *im)
+{
+    weft_event_loop *el;
+    weft_event_loop_options o = {.threads = im->threads};
+    cr_assert_eq(weft_event_loop_init(&el, &o), 0);
+    random_body(weft_event_loop_io(el), im);
+    weft__sched *s = (weft__sched *)weft_event_loop_io(el).userdata;
+    weft_event_loop_deinit(el); /* aborts if a stack is still out */
+    (void)s;
+}
+
+Test(stress, random_spawn_select_cancel_1_worker, .timeout = 300)
+{
+    random_run(&impl_el1);
+}
+Test(stress, random_spawn_select_cancel_2_workers, .timeout = 300)
+{
+    random_run(&impl_el2);
+}
+Test(stress, random_spawn_select_cancel_4_workers, .timeout = 300)
+{
+    random_run(&impl_el4);
+}
+
+/* ---- ping-pong between tasks on different workers ------------------------- */
+
+struct pingpong {
+    atomic_long turn;
+    long rounds;
+    atomic_int on[2][8]; /* which workers each side ran on */
+};
+
+static void pp_side(weft_io io, void *ctx, void *result)
+{
+    (void)result;
+    struct pingpong *p = *(struct pingpong **)ctx;
+    int me = ((int *)ctx)[2];
+    for (long i = 0; i < p->rounds; i++) {
+        while (atomic_load_explicit(&p->turn, memory_order_acquire) != 2 * i + me)
+            weft_yield(io);
+        atomic_store(&p->on[me][weft__worker_current()->index & 7], 1);
+        atomic_store_explicit(&p->turn, 2 * i + me + 1, memory_order_release);
+    }
+}
+
+static void pingpong_run(unsigned threads)
+{
+    weft_event_loop *el;
+    weft_event_loop_options o = {.threads = threads};
+    cr_assert_eq(weft_event_loop_init(&el, &o), 0);
+    weft_io io = weft_event_loop_io(el);
+    static struct pingpong p;
+    memset(&p, 0, sizeof p);
+    p.rounds = (long)test_scaled(1000000);
+    struct {
+        struct pingpong *p;
+        int me;
+    } c0 = {&p, 0}, c1 = {&p, 1};
+    weft_future *a = weft_async(io, pp_side, &c0, sizeof c0, 0);
+    weft_future *b = weft_async(io, pp_side, &c1, sizeof c1, 0);
+    weft_await(io, a, NULL);
+    weft_await(io, b, NULL);
+    cr_assert_eq(atomic_load(&p.turn), 2 * p.rounds);
+    int workers = 0;
+    for (int i = 0; i < 8; i++)
+        workers += atomic_load(&p.on[0][i]) | atomic_load(&p.on[1][i]);
+    cr_log_info("ping-pong on %u workers: the two tasks ran on %d of them", threads, workers);
+    weft_event_loop_deinit(el);
+}
+
+Test(stress, million_ping_pongs_2_workers, .timeout = 300)
+{
+    pingpong_run(2);
+}
+Test(stress, million_ping_pongs_4_workers, .timeout = 300)
+{
+    pingpong_run(4);
+}
