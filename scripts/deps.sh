@@ -10,7 +10,7 @@ case $job in
 build) ;;
 test) pkgs+=(libcriterion-dev clang g++ valgrind gdb gcc-aarch64-linux-gnu libc6-dev-arm64-cross
              qemu-user) ;;
-bench) ;;
+bench) pkgs+=(libboost-fiber-dev golang-go cargo rustc librust-tokio-dev) ;;
 *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac
 
