@@ -12,6 +12,7 @@ cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DWEFT_BUILD_TES
     tail -30 build/release-configure.log build/release-build.log
     exit 1
 }
+BENCH_REPS_NOTE=7
 {
     echo "## weft benchmarks"
     echo
@@ -19,6 +20,17 @@ cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DWEFT_BUILD_TES
     echo
     build/release/bench/bench_switch
     build/release/bench/bench_stacks
+    echo "## Scheduler: weft against threads, Boost.Fiber, Go and Tokio"
+    echo
+    echo "Peers run with their defaults on every CPU (Boost.Fiber: work_stealing), except"
+    echo "yield, which runs two tasks on one thread everywhere (pthread: two threads pinned"
+    echo "to one CPU).  Medians of $BENCH_REPS_NOTE runs, same machine, same run."
+    echo
+    {
+        build/release/bench/bench_sched
+        bench/peers/build.sh build/release/peers
+        bench/peers/run.sh build/release/peers
+    } | awk -v cpus="$(nproc)" -f bench/tables.awk
 } | tee build/bench-results.md
 # Benchmarks report; they never fail the build.
 exit 0

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds weft every way it ships and runs the whole test suite on each:
 #   gcc and clang (warnings are errors), the asm and the Boost.Context
-#   switch, ASan+UBSan, valgrind, an installed-copy consumer, and aarch64
-#   under qemu-user.
+#   switch, ASan+UBSan, TSan, valgrind, an installed-copy consumer, and
+#   aarch64 under qemu-user.
 # Ends with one line, "tests: N passed, N failed"; exits non-zero on any
 # failure.  Logs go to build/logs/.
 set -u
@@ -90,6 +90,16 @@ if configure asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DWEFT_SANIT
     suite asan env ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
         LSAN_OPTIONS="suppressions=$root/tests/lsan.supp" UBSAN_OPTIONS=print_stacktrace=1 \
         build/asan/tests/weft_tests
+fi
+# ThreadSanitizer: Criterion needs tests/tsan/criterion_arena.c (linked in
+# by CMake) to place its shared arenas.  Loop counts are divided by 20:
+# TSan keeps state per fiber, and a million of them exhaust the address
+# space and vm.max_map_count.  die_after_fork=0: the death tests fork a
+# child that starts a loop.
+if configure tsan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DWEFT_SANITIZE=thread; then
+    suite tsan env WEFT_TEST_SCALE=20 \
+        TSAN_OPTIONS="halt_on_error=1:abort_on_error=1:die_after_fork=0" \
+        build/tsan/tests/weft_tests
 fi
 suite aarch64 scripts/test-aarch64.sh
 
