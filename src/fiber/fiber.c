@@ -54,7 +54,8 @@ void weft__fiber_fini_thread(weft__fiber *f)
 }
 
 /* Runs in the resumed context, first thing after every jump. */
-static inline struct hop *arrived(weft__fiber *self, weft__transfer t)
+__attribute__((always_inline)) static inline struct hop *arrived(weft__fiber *self,
+                                                                 weft__transfer t)
 {
     struct hop *h = t.data;
 #ifdef WEFT__ASAN
@@ -73,7 +74,11 @@ static inline struct hop *arrived(weft__fiber *self, weft__transfer t)
     return h;
 }
 
-static inline void departing(weft__fiber *self, weft__fiber *to, bool dying)
+/* always_inline: under TSan, no instrumented function may return between
+   __tsan_switch_to_fiber and the jump, or its exit would be recorded on
+   the next fiber's shadow stack. */
+__attribute__((always_inline)) static inline void departing(weft__fiber *self, weft__fiber *to,
+                                                            bool dying)
 {
 #ifdef WEFT__ASAN
     __sanitizer_start_switch_fiber(dying ? NULL : &self->asan_fake_stack, to->stack_lo,

@@ -41,6 +41,25 @@ static inline void weft__asan_unpoison(void *p, size_t n)
 
 #ifdef WEFT__TSAN
 #include <sanitizer/tsan_interface.h>
+/* libatomic_ops' lock-free stack is inline assembly TSan cannot see: say
+   what its push and pop order. */
+static inline void weft__tsan_release(void *p)
+{
+    __tsan_release(p);
+}
+static inline void weft__tsan_acquire(void *p)
+{
+    __tsan_acquire(p);
+}
+#else
+static inline void weft__tsan_release(void *p)
+{
+    (void)p;
+}
+static inline void weft__tsan_acquire(void *p)
+{
+    (void)p;
+}
 #endif
 
 #ifdef WEFT_HAVE_VALGRIND

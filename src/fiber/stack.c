@@ -165,8 +165,10 @@ void weft__stack_pool_deinit(weft__stack_pool *p)
         abort();
     }
     AO_t *e;
-    while ((e = AO_stack_pop_acquire(&p->shared)) != NULL)
+    while ((e = AO_stack_pop_acquire(&p->shared)) != NULL) {
+        weft__tsan_acquire(e);
         unmap_stack(p, (weft__stack *)e);
+    }
     atomic_store_explicit(&p->shared_count, 0, memory_order_relaxed);
 }
 
@@ -185,6 +187,7 @@ int weft__stack_get(weft__stack_pool *p, weft__stack_cache *c, weft__stack **out
     if (e) {
         atomic_fetch_sub_explicit(&p->shared_count, 1, memory_order_relaxed);
         s = (weft__stack *)e;
+        weft__tsan_acquire(s);
     } else {
         int rc = map_stack(p, &s);
         if (rc < 0)
@@ -237,6 +240,7 @@ static void give_to_shared(weft__stack_pool *p, weft__stack *s)
         return;
     }
     atomic_fetch_add_explicit(&p->shared_count, 1, memory_order_relaxed);
+    weft__tsan_release(s);
     AO_stack_push_release(&p->shared, &s->link);
 }
 

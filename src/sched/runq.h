@@ -1,13 +1,18 @@
 /*
- * A worker's run queue: a bounded ring of task pointers, FIFO, that the
- * owner pushes at the tail and pops at the head, and that other workers
- * steal half of (Go's runq, with the same discipline).
+ * A worker's run queue: a bounded ring of task pointers.  The owner pushes
+ * and pops at the tail (LIFO: a task it just spawned or woke runs next,
+ * which keeps fork-join depth-first, its memory bounded and its stacks
+ * cache-hot), puts yielding tasks at the head (they run after everything
+ * already queued), and other workers steal half from the head (the oldest
+ * work: in fork-join, the biggest subtrees).  A full queue moves half of
+ * itself to the global queue.
  *
- * Only the owner writes `tail`, with release, after filling the slot.
- * `head` moves by CAS, from the owner popping one or from a thief taking
- * half; the CAS decides who owns the slots read before it, which is why a
- * slot may be read (relaxed) by a thief that then loses the race.  A full
- * queue moves half of itself to the global queue.
+ * head and tail share one 64-bit word, and every change to either is a CAS
+ * on it, so the owner's pops at the tail and a thief's batch at the head
+ * can never both claim a slot.  Slots are written before the CAS that
+ * publishes them (release) and read before the CAS that claims them: a
+ * reader that loses the CAS drops what it read.  Slots are relaxed atomics
+ * because a losing reader may read one while the owner rewrites it.
  */
 #ifndef WEFT_SCHED_RUNQ_H
 #define WEFT_SCHED_RUNQ_H
@@ -16,17 +21,32 @@
 
 #define WEFT__RUNQ_MASK (WEFT__RUNQ_SIZE - 1)
 
-/* Full queue: moves half of it, and t, to the global queue.  false if a
-   thief moved head meanwhile (then there is room again). */
-static inline bool weft__runq_put_slow(weft__worker *w, weft__task *t, uint32_t h, uint32_t tl)
+static inline uint64_t weft__runq_word(uint32_t head, uint32_t tail)
 {
+    return (uint64_t)head << 32 | tail;
+}
+
+static inline weft__task *weft__runq_slot(weft__worker *w, uint32_t i)
+{
+    return atomic_load_explicit(&w->q.slot[i & WEFT__RUNQ_MASK], memory_order_relaxed);
+}
+
+static inline void weft__runq_set(weft__worker *w, uint32_t i, weft__task *t)
+{
+    atomic_store_explicit(&w->q.slot[i & WEFT__RUNQ_MASK], t, memory_order_relaxed);
+}
+
+/* Full queue: moves the older half, and t, to the global queue.  false if
+   the word changed meanwhile (try again). */
+static inline bool weft__runq_spill(weft__worker *w, weft__task *t, uint64_t word)
+{
+    uint32_t h = (uint32_t)(word >> 32), tl = (uint32_t)word;
     weft__task *batch[WEFT__RUNQ_SIZE / 2 + 1];
     uint32_t n = (tl - h) / 2;
     for (uint32_t i = 0; i < n; i++)
-        batch[i] = atomic_load_explicit(&w->q.slot[(h + i) & WEFT__RUNQ_MASK],
-                                        memory_order_relaxed);
-    if (!atomic_compare_exchange_strong_explicit(&w->q.head, &h, h + n, memory_order_release,
-                                                 memory_order_relaxed))
+        batch[i] = weft__runq_slot(w, h + i);
+    if (!atomic_compare_exchange_strong_explicit(&w->q.word, &word, weft__runq_word(h + n, tl),
+                                                 memory_order_acq_rel, memory_order_relaxed))
         return false;
     batch[n] = t;
     for (uint32_t i = 0; i < n; i++)
@@ -35,80 +55,89 @@ static inline bool weft__runq_put_slow(weft__worker *w, weft__task *t, uint32_t 
     return true;
 }
 
-/* Owner only. */
-static inline void weft__runq_put(weft__worker *w, weft__task *t)
+/* Owner only: t runs next (LIFO). */
+static inline void weft__runq_push(weft__worker *w, weft__task *t)
 {
+    uint64_t word = atomic_load_explicit(&w->q.word, memory_order_acquire);
     for (;;) {
-        uint32_t h = atomic_load_explicit(&w->q.head, memory_order_acquire);
-        uint32_t tl = atomic_load_explicit(&w->q.tail, memory_order_relaxed);
-        if (tl - h < WEFT__RUNQ_SIZE) {
-            atomic_store_explicit(&w->q.slot[tl & WEFT__RUNQ_MASK], t, memory_order_relaxed);
-            atomic_store_explicit(&w->q.tail, tl + 1, memory_order_release);
-            return;
+        uint32_t h = (uint32_t)(word >> 32), tl = (uint32_t)word;
+        if (tl - h >= WEFT__RUNQ_SIZE) {
+            if (weft__runq_spill(w, t, word))
+                return;
+            word = atomic_load_explicit(&w->q.word, memory_order_acquire);
+            continue;
         }
-        if (weft__runq_put_slow(w, t, h, tl))
+        weft__runq_set(w, tl, t);
+        if (atomic_compare_exchange_weak_explicit(&w->q.word, &word, weft__runq_word(h, tl + 1),
+                                                  memory_order_release, memory_order_acquire))
             return;
     }
 }
 
-/* Owner only. */
-static inline weft__task *weft__runq_get(weft__worker *w)
+/* Owner only: t runs after everything queued. */
+static inline void weft__runq_push_back(weft__worker *w, weft__task *t)
 {
+    uint64_t word = atomic_load_explicit(&w->q.word, memory_order_acquire);
     for (;;) {
-        uint32_t h = atomic_load_explicit(&w->q.head, memory_order_acquire);
-        uint32_t tl = atomic_load_explicit(&w->q.tail, memory_order_relaxed);
-        if (tl == h)
+        uint32_t h = (uint32_t)(word >> 32), tl = (uint32_t)word;
+        if (tl - h >= WEFT__RUNQ_SIZE) {
+            if (weft__runq_spill(w, t, word))
+                return;
+            word = atomic_load_explicit(&w->q.word, memory_order_acquire);
+            continue;
+        }
+        weft__runq_set(w, h - 1, t);
+        if (atomic_compare_exchange_weak_explicit(&w->q.word, &word, weft__runq_word(h - 1, tl),
+                                                  memory_order_release, memory_order_acquire))
+            return;
+    }
+}
+
+/* Owner only.  fifo: take the oldest instead of the newest. */
+static inline weft__task *weft__runq_pop(weft__worker *w, bool fifo)
+{
+    uint64_t word = atomic_load_explicit(&w->q.word, memory_order_acquire);
+    for (;;) {
+        uint32_t h = (uint32_t)(word >> 32), tl = (uint32_t)word;
+        if (h == tl)
             return NULL;
-        weft__task *t = atomic_load_explicit(&w->q.slot[h & WEFT__RUNQ_MASK], memory_order_relaxed);
-        if (atomic_compare_exchange_weak_explicit(&w->q.head, &h, h + 1, memory_order_release,
-                                                  memory_order_relaxed))
+        weft__task *t = weft__runq_slot(w, fifo ? h : tl - 1);
+        uint64_t next = fifo ? weft__runq_word(h + 1, tl) : weft__runq_word(h, tl - 1);
+        if (atomic_compare_exchange_weak_explicit(&w->q.word, &word, next, memory_order_acq_rel,
+                                                  memory_order_acquire))
             return t;
     }
 }
 
 static inline bool weft__runq_empty(weft__worker *w)
 {
-    uint32_t h = atomic_load_explicit(&w->q.head, memory_order_acquire);
-    uint32_t tl = atomic_load_explicit(&w->q.tail, memory_order_acquire);
-    return h == tl && !atomic_load_explicit(&w->next, memory_order_acquire);
+    uint64_t word = atomic_load_explicit(&w->q.word, memory_order_acquire);
+    return (uint32_t)(word >> 32) == (uint32_t)word;
 }
 
-/* A thief (w, whose own queue is empty) takes half of v's queue into its
-   own, and returns one of them to run.  take_next: also take v's next
-   slot when its queue is empty. */
-static inline weft__task *weft__runq_steal(weft__worker *w, weft__worker *v, bool take_next)
+/* A thief (w, whose own queue is empty) takes the older half of v's queue
+   into its own and returns one of them to run. */
+static inline weft__task *weft__runq_steal(weft__worker *w, weft__worker *v)
 {
-    uint32_t wt = atomic_load_explicit(&w->q.tail, memory_order_relaxed);
+    uint64_t mine = atomic_load_explicit(&w->q.word, memory_order_relaxed);
+    uint32_t wt = (uint32_t)mine;
+    uint64_t word = atomic_load_explicit(&v->q.word, memory_order_acquire);
     for (;;) {
-        uint32_t h = atomic_load_explicit(&v->q.head, memory_order_acquire);
-        uint32_t tl = atomic_load_explicit(&v->q.tail, memory_order_acquire);
+        uint32_t h = (uint32_t)(word >> 32), tl = (uint32_t)word;
         uint32_t n = tl - h;
         n -= n / 2;
-        if (n == 0) {
-            if (!take_next)
-                return NULL;
-            weft__task *t = atomic_load_explicit(&v->next, memory_order_relaxed);
-            if (t && atomic_compare_exchange_strong_explicit(&v->next, &t, NULL,
-                                                             memory_order_acq_rel,
-                                                             memory_order_relaxed))
-                return t;
+        if (n == 0)
             return NULL;
-        }
-        if (n > WEFT__RUNQ_SIZE / 2)
-            continue; /* h and tl read at different times */
-        for (uint32_t i = 0; i < n; i++) {
-            weft__task *t = atomic_load_explicit(&v->q.slot[(h + i) & WEFT__RUNQ_MASK],
-                                                 memory_order_relaxed);
-            atomic_store_explicit(&w->q.slot[(wt + i) & WEFT__RUNQ_MASK], t, memory_order_relaxed);
-        }
-        if (!atomic_compare_exchange_strong_explicit(&v->q.head, &h, h + n, memory_order_acq_rel,
-                                                     memory_order_relaxed))
+        for (uint32_t i = 0; i < n; i++)
+            weft__runq_set(w, wt + i, weft__runq_slot(v, h + i));
+        if (!atomic_compare_exchange_weak_explicit(&v->q.word, &word, weft__runq_word(h + n, tl),
+                                                   memory_order_acq_rel, memory_order_acquire))
             continue;
-        n--;
-        weft__task *t = atomic_load_explicit(&w->q.slot[(wt + n) & WEFT__RUNQ_MASK],
-                                             memory_order_relaxed);
-        if (n)
-            atomic_store_explicit(&w->q.tail, wt + n, memory_order_release);
+        /* Run the newest of the batch; publish the rest. */
+        weft__task *t = weft__runq_slot(w, wt + n - 1);
+        if (n > 1)
+            atomic_store_explicit(&w->q.word, weft__runq_word((uint32_t)(mine >> 32), wt + n - 1),
+                                  memory_order_release);
         return t;
     }
 }

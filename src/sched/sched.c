@@ -123,18 +123,19 @@ static weft__task *global_get(weft__worker *w)
         n = size;
     if (n > WEFT__RUNQ_SIZE / 2)
         n = WEFT__RUNQ_SIZE / 2;
-    weft__task *t = s->global_head;
+    weft__task *batch[WEFT__RUNQ_SIZE / 2];
     for (uint32_t i = 0; i < n; i++) {
-        weft__task *x = s->global_head;
-        s->global_head = x->link;
-        if (i > 0)
-            weft__runq_put(w, x);
+        batch[i] = s->global_head;
+        s->global_head = batch[i]->link;
     }
     if (!s->global_head)
         s->global_tail = NULL;
     atomic_fetch_sub_explicit(&s->global_size, n, memory_order_relaxed);
     pthread_mutex_unlock(&s->global_lock);
-    return t;
+    /* In queue order: the newest-first pops then take them oldest first. */
+    for (uint32_t i = n; i-- > 1;)
+        weft__runq_push(w, batch[i]);
+    return batch[0];
 }
 
 /* ---- the inbox ------------------------------------------------------------ */
@@ -177,9 +178,7 @@ void weft__sched_ready(weft__worker *w, weft__task *t)
         }
         return;
     }
-    weft__task *old = atomic_exchange_explicit(&w->next, t, memory_order_acq_rel);
-    if (old)
-        weft__runq_put(w, old);
+    weft__runq_push(w, t);
     wakep(w);
 }
 
@@ -189,7 +188,7 @@ void weft__sched_requeue(weft__worker *w, weft__task *t)
         weft__sched_ready(w, t);
         return;
     }
-    weft__runq_put(w, t);
+    weft__runq_push_back(w, t);
     /* A worker that only ever yields would otherwise keep its queue to
        itself while others sleep. */
     wakep(w);
@@ -201,10 +200,9 @@ static weft__task *local_get(weft__worker *w)
     weft__task *t;
     if (atomic_load_explicit(&w->inbox, memory_order_relaxed) && (t = inbox_pop(w)))
         return t;
-    if (atomic_load_explicit(&w->next, memory_order_relaxed) &&
-        (t = atomic_exchange_explicit(&w->next, NULL, memory_order_acq_rel)))
-        return t;
-    return weft__runq_get(w);
+    /* Newest first, but every 61st time the oldest, so that a worker busy
+       with a stream of new work still reaches what waits at the head. */
+    return weft__runq_pop(w, ++w->fair % 61 == 0);
 }
 
 void weft__sched_block(weft__handoff_fn *fn, void *arg)
@@ -290,7 +288,7 @@ static weft__task *steal_work(weft__worker *w)
             weft__worker *v = &s->workers[(start + i) % n];
             if (v == w)
                 continue;
-            weft__task *t = weft__runq_steal(w, v, round == 3);
+            weft__task *t = weft__runq_steal(w, v);
             if (t)
                 return t;
         }

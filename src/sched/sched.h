@@ -74,10 +74,8 @@ struct __attribute__((aligned(64))) weft__task {
 #define WEFT__RUNQ_SIZE 256u
 
 struct weft__runq {
-    _Atomic uint32_t head; /* taken by the owner and by thieves (CAS) */
-    char pad0[60];
-    _Atomic uint32_t tail; /* written by the owner only */
-    char pad1[60];
+    _Atomic uint64_t word; /* head << 32 | tail; see runq.h */
+    char pad[56];
     _Atomic(weft__task *) slot[WEFT__RUNQ_SIZE];
 };
 
@@ -93,14 +91,14 @@ struct __attribute__((aligned(64))) weft__worker {
     pthread_t thread;
     uint32_t rng;
     uint32_t tick;
+    uint32_t fair;
     bool spinning;
     bool idle_listed; /* guarded by sched->idle_lock */
     _Atomic bool woken_spinning;
     _Atomic bool parked;
 
     struct weft__runq q;
-    _Atomic(weft__task *) next __attribute__((aligned(64)));
-    _Atomic(weft__task *) inbox; /* tasks pinned here, pushed by anyone */
+    _Atomic(weft__task *) inbox __attribute__((aligned(64))); /* tasks pinned here */
 
     atomic_flag list_lock; /* the unreleased-futures list below */
     weft__task *futures;
