@@ -27,6 +27,20 @@ __attribute__((noinline)) static void set_current(weft__fiber *f)
 
 static _Atomic uint64_t next_id = 1;
 
+/* Ids come from the shared counter in blocks, so that threads creating
+   fibers do not all bounce its cache line. */
+#define ID_BLOCK 1024
+static _Thread_local uint64_t id_next, id_end;
+
+static uint64_t take_id(void)
+{
+    if (id_next == id_end) {
+        id_next = atomic_fetch_add_explicit(&next_id, ID_BLOCK, memory_order_relaxed);
+        id_end = id_next + ID_BLOCK;
+    }
+    return id_next++;
+}
+
 /* What travels through a jump: who switched, to whom, and the message. */
 struct hop {
     weft__fiber *from;
@@ -37,7 +51,7 @@ struct hop {
 void weft__fiber_init_thread(weft__fiber *f)
 {
     memset(f, 0, sizeof *f);
-    f->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+    f->id = take_id();
     f->name = "thread";
 #ifdef WEFT__TSAN
     f->tsan_fiber = __tsan_get_current_fiber();
@@ -113,15 +127,18 @@ int weft__fiber_create(weft__fiber **out, weft__stack_pool *p, weft__stack_cache
         return rc;
     char *top = weft__stack_top(s);
     weft__fiber *f = (weft__fiber *)(top - sizeof(weft__fiber));
-    *f = (weft__fiber){
-        .stack = s,
-        .stack_lo = weft__stack_lo(p, s),
-        .stack_size = p->size - sizeof(weft__stack),
-        .guard = p->guard,
-        .entry = entry,
-        .extra = extra ? top - head : NULL,
-        .id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed),
-    };
+    /* Field by field: a struct assignment here compiles to `rep stos`,
+       whose start-up cost shows in every spawn. */
+    f->stack = s;
+    f->stack_lo = weft__stack_lo(p, s);
+    f->stack_size = p->size - sizeof(weft__stack);
+    f->guard = p->guard;
+    f->entry = entry;
+    f->extra = extra ? top - head : NULL;
+    f->name = NULL;
+    f->id = take_id();
+    f->asan_fake_stack = NULL;
+    f->tsan_fiber = NULL;
     char *sp = top - head;
     f->ctx = weft__context_make(sp, (size_t)(sp - f->stack_lo), fiber_start);
 #ifdef WEFT__TSAN

@@ -87,7 +87,20 @@ int weft__stack_pool_init(weft__stack_pool *p, const weft__stack_pool_options *o
         .guard_madvise = madv,
     };
     AO_stack_init(&p->shared);
+    pthread_mutex_init(&p->all_lock, NULL);
     return 0;
+}
+
+void weft__stack_pool_each_in_use(weft__stack_pool *p, void (*fn)(weft__stack *s, void *arg),
+                                  void *arg)
+{
+    pthread_mutex_lock(&p->all_lock);
+    for (weft__stack *s = p->all, *next; s; s = next) {
+        next = s->all_next;
+        if (s->in_use)
+            fn(s, arg);
+    }
+    pthread_mutex_unlock(&p->all_lock);
 }
 
 static weft__stack *header_of(const weft__stack_pool *p, char *map)
@@ -141,7 +154,15 @@ static int map_stack(weft__stack_pool *p, weft__stack **out)
     }
     weft__stack *s = header_of(p, m);
     s->next = NULL;
+    s->in_use = false;
     s->vg_id = weft__vg_stack_register(m + p->guard, m + len);
+    pthread_mutex_lock(&p->all_lock);
+    s->all_prev = NULL;
+    s->all_next = p->all;
+    if (p->all)
+        p->all->all_prev = s;
+    p->all = s;
+    pthread_mutex_unlock(&p->all_lock);
     atomic_fetch_add_explicit(&p->mapped, 1, memory_order_relaxed);
     *out = s;
     return 0;
@@ -150,6 +171,14 @@ static int map_stack(weft__stack_pool *p, weft__stack **out)
 static void unmap_stack(weft__stack_pool *p, weft__stack *s)
 {
     weft__vg_stack_deregister(s->vg_id);
+    pthread_mutex_lock(&p->all_lock);
+    if (s->all_prev)
+        s->all_prev->all_next = s->all_next;
+    else
+        p->all = s->all_next;
+    if (s->all_next)
+        s->all_next->all_prev = s->all_prev;
+    pthread_mutex_unlock(&p->all_lock);
     munmap(map_of(p, s), p->guard + p->size);
     atomic_fetch_sub_explicit(&p->mapped, 1, memory_order_relaxed);
 }
@@ -170,6 +199,7 @@ void weft__stack_pool_deinit(weft__stack_pool *p)
         unmap_stack(p, (weft__stack *)e);
     }
     atomic_store_explicit(&p->shared_count, 0, memory_order_relaxed);
+    pthread_mutex_destroy(&p->all_lock);
 }
 
 int weft__stack_get(weft__stack_pool *p, weft__stack_cache *c, weft__stack **out)
@@ -180,6 +210,7 @@ int weft__stack_get(weft__stack_pool *p, weft__stack_cache *c, weft__stack **out
         c->head = s->next;
         c->count--;
         c->out++;
+        s->in_use = true;
         *out = s;
         return 0;
     }
@@ -197,6 +228,7 @@ int weft__stack_get(weft__stack_pool *p, weft__stack_cache *c, weft__stack **out
         c->out++;
     else
         atomic_fetch_add_explicit(&p->live, 1, memory_order_relaxed);
+    s->in_use = true;
     *out = s;
     return 0;
 }
@@ -246,6 +278,7 @@ static void give_to_shared(weft__stack_pool *p, weft__stack *s)
 
 void weft__stack_put(weft__stack_pool *p, weft__stack_cache *c, weft__stack *s)
 {
+    s->in_use = false;
     recycle(p, s);
     if (!c) {
         atomic_fetch_sub_explicit(&p->live, 1, memory_order_relaxed);

@@ -28,6 +28,7 @@
 #ifndef WEFT_FIBER_STACK_H
 #define WEFT_FIBER_STACK_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -40,8 +41,10 @@ typedef struct weft__stack weft__stack;
 struct weft__stack {
     AO_t link;         /* AO_stack's link word, while in the shared pool */
     weft__stack *next; /* link while in a per-thread cache */
+    weft__stack *all_prev, *all_next; /* every mapped stack, under all_lock */
     unsigned vg_id;    /* valgrind's id for the registered stack */
-    char pad[64 - sizeof(AO_t) - sizeof(weft__stack *) - sizeof(unsigned)];
+    bool in_use;       /* handed out; written by the thread holding it */
+    char pad[64 - sizeof(AO_t) - 3 * sizeof(weft__stack *) - sizeof(unsigned) - sizeof(bool)];
 };
 
 _Static_assert(sizeof(weft__stack) == 64, "the stack header is one cache line");
@@ -78,6 +81,8 @@ typedef struct weft__stack_pool {
        have drained: exact once every cache is drained. */
     atomic_long live;
     atomic_size_t mapped; /* mappings in existence */
+    pthread_mutex_t all_lock; /* the list of every mapped stack */
+    weft__stack *all;
 } weft__stack_pool;
 
 typedef struct weft__stack_cache {
@@ -103,6 +108,11 @@ void weft__stack_put(weft__stack_pool *p, weft__stack_cache *c, weft__stack *s);
 /* Hands every cached stack to the shared pool (a thread that exits), and
    settles the cache's count of stacks in use into the pool's. */
 void weft__stack_cache_drain(weft__stack_pool *p, weft__stack_cache *c);
+
+/* Calls fn(s, arg) for every stack handed out and not given back.  Only
+   when no other thread uses the pool (a leak report at teardown). */
+void weft__stack_pool_each_in_use(weft__stack_pool *p, void (*fn)(weft__stack *s, void *arg),
+                                  void *arg);
 
 /* Stacks in use, as seen from a thread with cache c (or NULL): exact when
    c is the only cache not drained. */

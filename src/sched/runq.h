@@ -115,9 +115,18 @@ static inline bool weft__runq_empty(weft__worker *w)
     return (uint32_t)(word >> 32) == (uint32_t)word;
 }
 
+/* v's only queued task, or NULL (none, or more than one).  A hint. */
+static inline weft__task *weft__runq_lone(weft__worker *v)
+{
+    uint64_t word = atomic_load_explicit(&v->q.word, memory_order_acquire);
+    uint32_t h = (uint32_t)(word >> 32), tl = (uint32_t)word;
+    return tl - h == 1 ? weft__runq_slot(v, h) : NULL;
+}
+
 /* A thief (w, whose own queue is empty) takes the older half of v's queue
-   into its own and returns one of them to run. */
-static inline weft__task *weft__runq_steal(weft__worker *w, weft__worker *v)
+   into its own and returns one of them to run.  last: a queue of one is
+   taken too (else the half rounds down). */
+static inline weft__task *weft__runq_steal(weft__worker *w, weft__worker *v, bool last)
 {
     uint64_t mine = atomic_load_explicit(&w->q.word, memory_order_relaxed);
     uint32_t wt = (uint32_t)mine;
@@ -125,7 +134,7 @@ static inline weft__task *weft__runq_steal(weft__worker *w, weft__worker *v)
     for (;;) {
         uint32_t h = (uint32_t)(word >> 32), tl = (uint32_t)word;
         uint32_t n = tl - h;
-        n -= n / 2;
+        n = (n == 1 && last) ? 1 : n / 2;
         if (n == 0)
             return NULL;
         for (uint32_t i = 0; i < n; i++)

@@ -278,20 +278,79 @@ static weft__task *found(weft__worker *w, weft__task *t)
     return t;
 }
 
-static weft__task *steal_work(weft__worker *w)
+/* What a spinner remembers between passes: the lone task it last saw
+   queued on some victim, and for how many passes it has sat there. */
+struct lone {
+    weft__task *task;
+    unsigned passes;
+};
+
+/* A victim's only queued task is left to its owner unless it has sat there
+   for this many passes: a task just spawned is usually awaited at once, and
+   stealing it would turn a local hand-off into a cross-thread one; one that
+   stays queued has an owner busy with something else. */
+#define LONE_PASSES 4
+
+/* One pass over the other workers, in random order. */
+static weft__task *steal_pass(weft__worker *w, struct lone *lone)
 {
     weft__sched *s = w->sched;
     unsigned n = s->nworkers;
-    for (int round = 0; round < 4; round++) {
-        unsigned start = rng_next(w) % n;
-        for (unsigned i = 0; i < n; i++) {
-            weft__worker *v = &s->workers[(start + i) % n];
-            if (v == w)
-                continue;
-            weft__task *t = weft__runq_steal(w, v);
-            if (t)
-                return t;
+    unsigned start = rng_next(w) % n;
+    weft__task *seen = NULL;
+    for (unsigned i = 0; i < n; i++) {
+        weft__worker *v = &s->workers[(start + i) % n];
+        if (v == w)
+            continue;
+        weft__task *only = weft__runq_lone(v);
+        bool last = only && only == lone->task && lone->passes >= LONE_PASSES;
+        weft__task *t = weft__runq_steal(w, v, last);
+        if (t) {
+            lone->task = NULL;
+            return t;
         }
+        if (only && !seen)
+            seen = only;
+    }
+    if (seen && seen == lone->task) {
+        lone->passes++;
+    } else {
+        lone->task = seen;
+        lone->passes = 0;
+    }
+    return NULL;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
+/* A spinning worker searches for a while before it parks: parking and
+   waking cost system calls and context switches on both sides, and work
+   often arrives within microseconds.  While it spins, nobody sends it (or
+   anyone) a wake-up. */
+#define SPIN_ROUNDS 256
+#define SPIN_PAUSES 32
+
+static weft__task *spin(weft__worker *w)
+{
+    weft__sched *s = w->sched;
+    struct lone lone = {NULL, 0};
+    for (unsigned round = 0; round < SPIN_ROUNDS; round++) {
+        weft__task *t = steal_pass(w, &lone);
+        if (t)
+            return t;
+        if (atomic_load_explicit(&w->inbox, memory_order_relaxed) ||
+            atomic_load_explicit(&s->global_size, memory_order_relaxed) ||
+            atomic_load_explicit(&s->stopping, memory_order_relaxed) || weft__ring_busy(w))
+            return NULL;
+        for (unsigned i = 0; i < SPIN_PAUSES; i++)
+            cpu_relax();
     }
     return NULL;
 }
@@ -373,8 +432,11 @@ static weft__task *find_runnable(weft__worker *w)
                 w->spinning = true;
                 atomic_fetch_add_explicit(&s->nspinning, 1, memory_order_seq_cst);
             }
-            if (w->spinning && (t = steal_work(w)))
+            if (w->spinning && (t = spin(w)))
                 return found(w, t);
+            if (weft__ring_busy(w) || atomic_load_explicit(&w->inbox, memory_order_relaxed) ||
+                atomic_load_explicit(&s->global_size, memory_order_relaxed))
+                continue; /* something to look at before parking */
         }
         if (atomic_load_explicit(&s->stopping, memory_order_acquire) && w->index != 0) {
             if (w->spinning) {
@@ -459,7 +521,6 @@ static void worker_setup(weft__sched *s, unsigned i)
     w->index = i;
     w->rng = 0x9e3779b9u * (i + 1) | 1;
     w->cache = (weft__stack_cache)WEFT__STACK_CACHE_INIT;
-    atomic_flag_clear(&w->list_lock);
 }
 
 int weft__sched_init(weft__sched *s, unsigned n, size_t stack_size, unsigned ring_entries,
@@ -567,15 +628,15 @@ void weft__sched_deinit(weft__sched *s)
         abort();
     }
     weft__task_wait_detached(s);
-    weft__task_report_unreleased(s);
 
     atomic_store_explicit(&s->stopping, true, memory_order_seq_cst);
     for (unsigned i = 1; i < s->nworkers; i++)
         weft__ring_wake(w0, &s->workers[i]);
-    for (unsigned i = 1; i < s->nworkers; i++) {
+    for (unsigned i = 1; i < s->nworkers; i++)
         pthread_join(s->workers[i].thread, NULL);
+    weft__task_report_unreleased(s);
+    for (unsigned i = 1; i < s->nworkers; i++)
         weft__ring_fini(&s->workers[i]);
-    }
 
     /* Worker 0's scheduler is suspended in its loop; it never runs again. */
     weft__fiber_discard(w0->sched_fiber, &s->pool, &w0->cache);

@@ -63,10 +63,6 @@ struct __attribute__((aligned(64))) weft__task {
     _Atomic long sel;
     long sel_registered;
     bool sel_early;
-
-    /* the list of unreleased futures, for deinit's report */
-    weft__task *lprev, *lnext;
-    weft__worker *lowner;
 };
 
 /* ---- workers -------------------------------------------------------------- */
@@ -99,9 +95,6 @@ struct __attribute__((aligned(64))) weft__worker {
 
     struct weft__runq q;
     _Atomic(weft__task *) inbox __attribute__((aligned(64))); /* tasks pinned here */
-
-    atomic_flag list_lock; /* the unreleased-futures list below */
-    weft__task *futures;
 };
 
 /* ---- the scheduler -------------------------------------------------------- */

@@ -73,44 +73,6 @@ static weft__worker *current_worker(const char *who)
     return w;
 }
 
-/* ---- the list of unreleased futures --------------------------------------- */
-
-static void list_lock(weft__worker *w)
-{
-    while (atomic_flag_test_and_set_explicit(&w->list_lock, memory_order_acquire))
-        sched_yield();
-}
-
-static void list_unlock(weft__worker *w)
-{
-    atomic_flag_clear_explicit(&w->list_lock, memory_order_release);
-}
-
-static void list_add(weft__worker *w, weft__task *t)
-{
-    list_lock(w);
-    t->lowner = w;
-    t->lprev = NULL;
-    t->lnext = w->futures;
-    if (w->futures)
-        w->futures->lprev = t;
-    w->futures = t;
-    list_unlock(w);
-}
-
-static void list_remove(weft__task *t)
-{
-    weft__worker *w = t->lowner;
-    list_lock(w);
-    if (t->lprev)
-        t->lprev->lnext = t->lnext;
-    else
-        w->futures = t->lnext;
-    if (t->lnext)
-        t->lnext->lprev = t->lprev;
-    list_unlock(w);
-}
-
 /* ---- spawning and finishing ----------------------------------------------- */
 
 static void task_entry(weft__fiber *self, void *msg)
@@ -135,7 +97,10 @@ static void check_sizes(size_t ctx_len, size_t result_len)
 static void task_setup(weft__task *t, weft__sched *s, weft_task_fn *fn, const void *ctx,
                        size_t ctx_len, size_t result_len, uint32_t flags)
 {
-    memset(t, 0, sizeof *t);
+    /* Field by field, not memset: this is on every spawn's path. */
+    t->link = NULL;
+    t->fiber = NULL;
+    t->pinned = NULL;
     t->sched = s;
     t->fn = fn;
     t->ctx = (char *)t + sizeof *t;
@@ -146,6 +111,11 @@ static void task_setup(weft__task *t, weft__sched *s, weft_task_fn *fn, const vo
         memcpy(t->ctx, ctx, ctx_len);
     atomic_init(&t->waiter, WEFT__WAITER_NONE);
     atomic_init(&t->magic, (flags & WEFT__TASK_DETACHED) ? 0 : WEFT__TASK_LIVE);
+    atomic_init(&t->cancel, 0);
+    atomic_init(&t->cancel_key, NULL);
+    atomic_init(&t->sel, 0);
+    t->sel_registered = 0;
+    t->sel_early = false;
 }
 
 weft__task *weft__task_spawn(weft__sched *s, weft_task_fn *fn, const void *ctx, size_t ctx_len,
@@ -166,8 +136,6 @@ weft__task *weft__task_spawn(weft__sched *s, weft_task_fn *fn, const void *ctx, 
     f->extra = t;
     if (flags & WEFT__TASK_DETACHED)
         atomic_fetch_add_explicit(&s->detached, 1, memory_order_relaxed);
-    else
-        list_add(w, t);
     weft__sched_ready(w, t);
     return t;
 }
@@ -176,7 +144,7 @@ weft__task *weft__task_inline(weft__sched *s, weft_task_fn *fn, const void *ctx,
                               size_t result_len, uint32_t flags)
 {
     check_sizes(ctx_len, result_len);
-    weft__worker *w = current_worker("weft_async");
+    current_worker("weft_async");
     weft__task *t =
         aligned_alloc(64, sizeof(weft__task) + round64(ctx_len) + round64(result_len));
     if (!t) {
@@ -190,7 +158,6 @@ weft__task *weft__task_inline(weft__sched *s, weft_task_fn *fn, const void *ctx,
         return NULL;
     }
     atomic_store_explicit(&t->waiter, WEFT__WAITER_FINISHED, memory_order_release);
-    list_add(weft__worker_current() ? weft__worker_current() : w, t);
     return t;
 }
 
@@ -255,7 +222,11 @@ void weft__task_finish(weft__task *t)
 
 static void release(weft__task *t, const char *who)
 {
-    uint64_t m = atomic_exchange_explicit(&t->magic, WEFT__TASK_RELEASED, memory_order_relaxed);
+    /* Not an exchange: two threads releasing one future at once is a race
+       in the program, and a plain check catches the common mistake (a
+       second release later) without a locked instruction. */
+    uint64_t m = atomic_load_explicit(&t->magic, memory_order_relaxed);
+    atomic_store_explicit(&t->magic, WEFT__TASK_RELEASED, memory_order_relaxed);
     if (m != WEFT__TASK_LIVE) {
         fprintf(stderr,
                 "weft: %s: future %p %s\n", who, (void *)t,
@@ -283,7 +254,6 @@ void weft__task_await(weft__sched *s, weft__task *t, void *result, const char *w
         weft__sched_block(await_handoff, t);
     if (result && t->result_len)
         memcpy(result, t->result, t->result_len);
-    list_remove(t);
     if (t->flags & WEFT__TASK_INLINE)
         free(t);
     else
@@ -427,42 +397,50 @@ void weft__task_wait_detached(weft__sched *s)
         weft__sched_block(wait_detached_handoff, s);
 }
 
+struct report {
+    weft__sched *s;
+    unsigned leaked, running;
+    weft__task *finished; /* freed after the walk, which holds the pool's lock */
+};
+
+static void report_one(weft__stack *st, void *arg)
+{
+    struct report *r = arg;
+    weft__fiber *f = (weft__fiber *)(weft__stack_top(st) - sizeof(weft__fiber));
+    if (f->entry != task_entry)
+        return; /* a scheduler's own fiber */
+    weft__task *t = f->extra;
+    char name[256];
+    fn_name(t->fn, name, sizeof name);
+    bool done = atomic_load_explicit(&t->waiter, memory_order_acquire) == WEFT__WAITER_FINISHED;
+    fprintf(stderr,
+            "weft: weft_event_loop_deinit: the future of %s was never awaited or canceled%s\n",
+            name, done ? "" : ", and its task is still running");
+    r->leaked++;
+    if (!done) {
+        r->running++;
+        return;
+    }
+    t->link = r->finished;
+    r->finished = t;
+}
+
 void weft__task_report_unreleased(weft__sched *s)
 {
-    unsigned leaked = 0, running = 0;
-    weft__worker *w0 = &s->workers[0];
-    for (unsigned i = 0; i < s->nworkers; i++) {
-        weft__worker *w = &s->workers[i];
-        list_lock(w);
-        weft__task *t = w->futures;
-        w->futures = NULL;
-        list_unlock(w);
-        while (t) {
-            weft__task *next = t->lnext;
-            char name[256];
-            fn_name(t->fn, name, sizeof name);
-            bool done = atomic_load_explicit(&t->waiter, memory_order_acquire) ==
-                        WEFT__WAITER_FINISHED;
-            fprintf(stderr,
-                    "weft: weft_event_loop_deinit: the future of %s was never awaited or "
-                    "canceled%s\n",
-                    name, done ? "" : ", and its task is still running");
-            leaked++;
-            if (!done)
-                running++;
-            else if (t->flags & WEFT__TASK_INLINE)
-                free(t);
-            else
-                weft__fiber_destroy(t->fiber, &s->pool, &w0->cache);
-            t = next;
-        }
+    /* The other workers have been joined: the only tasks left are
+       unreleased ones (detached tasks have been waited for). */
+    struct report r = {s, 0, 0, NULL};
+    weft__stack_pool_each_in_use(&s->pool, report_one, &r);
+    while (r.finished) {
+        weft__task *t = r.finished;
+        r.finished = t->link;
+        weft__fiber_destroy(t->fiber, &s->pool, &s->workers[0].cache);
     }
-    if (running) {
+    if (r.running) {
         fprintf(stderr,
                 "weft: weft_event_loop_deinit: %u task(s) still running; their stacks cannot "
                 "be freed under them\n",
-                running);
+                r.running);
         abort();
     }
-    (void)leaked;
 }
