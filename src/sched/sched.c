@@ -205,26 +205,34 @@ static weft__task *local_get(weft__worker *w)
     return weft__runq_pop(w, ++w->fair % 61 == 0);
 }
 
+weft__task *weft__sched_take_local(weft__worker *w)
+{
+    /* Every 61st switch goes through the scheduler instead, which submits
+       queued I/O, reaps completions and looks at the global queue (Go's
+       rhythm). */
+    if (++w->tick % 61 == 0)
+        return NULL;
+    return local_get(w);
+}
+
+void weft__sched_switch(weft__worker *w, weft__task *self, weft__task *to,
+                        weft__handoff_fn *fn, void *arg)
+{
+    struct weft__handoff h = {fn, self, arg};
+    void *m = weft__fiber_switch(self->fiber, to ? to->fiber : w->sched_fiber, &h);
+    weft__handoff_run(m);
+}
+
 void weft__sched_block(weft__handoff_fn *fn, void *arg)
 {
     weft__worker *w = weft__worker_current();
-    weft__task *self = weft__task_current();
-    weft__task *t = NULL;
-    /* Every 61st switch goes through the scheduler, which submits queued
-       I/O, reaps completions and looks at the global queue (Go's rhythm). */
-    if (++w->tick % 61 != 0)
-        t = local_get(w);
-    struct weft__handoff h = {fn, self, arg};
-    void *m = weft__fiber_switch(self->fiber, t ? t->fiber : w->sched_fiber, &h);
-    weft__handoff_run(m);
+    weft__sched_switch(w, weft__task_current(), weft__sched_take_local(w), fn, arg);
 }
 
 void weft__sched_exit(weft__task *self, struct weft__handoff *h)
 {
     weft__worker *w = weft__worker_current();
-    weft__task *t = NULL;
-    if (++w->tick % 61 != 0)
-        t = local_get(w);
+    weft__task *t = weft__sched_take_local(w);
     weft__fiber_exit(self->fiber, t ? t->fiber : w->sched_fiber, h);
 }
 

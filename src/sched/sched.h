@@ -153,6 +153,13 @@ weft__task *weft__task_current(void);
 /* Suspends the current task; the next context runs fn(w, task, arg) first.
    Returns when someone made the task runnable again. */
 void weft__sched_block(weft__handoff_fn *fn, void *arg);
+/* The parts of weft__sched_block, for callers that want to see who runs
+   next: take_local gives a task of w's to switch to, or NULL for w's
+   scheduler; switch suspends self and resumes `to` (NULL: the scheduler),
+   which runs fn(w, self, arg) first. */
+weft__task *weft__sched_take_local(weft__worker *w);
+void weft__sched_switch(weft__worker *w, weft__task *self, weft__task *to,
+                        weft__handoff_fn *fn, void *arg);
 /* Makes t runnable behind everything queued on w (a yield). */
 void weft__sched_requeue(weft__worker *w, weft__task *t);
 /* The last switch of a finished task, carrying h. */

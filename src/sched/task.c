@@ -248,10 +248,22 @@ static void await_handoff(weft__worker *w, weft__task *prev, void *arg)
 
 void weft__task_await(weft__sched *s, weft__task *t, void *result, const char *who)
 {
-    current_worker(who);
+    weft__worker *w = current_worker(who);
     release(t, who);
-    if (atomic_load_explicit(&t->waiter, memory_order_acquire) != WEFT__WAITER_FINISHED)
-        weft__sched_block(await_handoff, t);
+    if (atomic_load_explicit(&t->waiter, memory_order_acquire) != WEFT__WAITER_FINISHED &&
+        !(t->flags & WEFT__TASK_INLINE)) {
+        weft__task *self = weft__task_current();
+        weft__task *next = weft__sched_take_local(w);
+        if (next == t) {
+            /* The usual spawn-then-await: t is ours to run and runs next,
+               right here, so nobody can finish it before it sees this
+               registration -- no handoff needed. */
+            atomic_store_explicit(&t->waiter, (uintptr_t)self, memory_order_relaxed);
+            weft__sched_switch(w, self, t, NULL, NULL);
+        } else {
+            weft__sched_switch(w, self, next, await_handoff, t);
+        }
+    }
     if (result && t->result_len)
         memcpy(result, t->result, t->result_len);
     if (t->flags & WEFT__TASK_INLINE)
