@@ -168,15 +168,14 @@ static void take_mail(weft__worker *w)
     }
 }
 
-static void dispatch(weft__worker *w, struct io_uring_cqe *cqe)
+static void dispatch(weft__worker *w, uint64_t ud, int32_t res, uint32_t flags)
 {
-    uint64_t ud = io_uring_cqe_get_data64(cqe);
     void *p = (void *)(uintptr_t)(ud & ~(uint64_t)WEFT__UD_MASK);
     switch (ud & WEFT__UD_MASK) {
     case WEFT__UD_OP: {
         struct weft__op *op = p;
-        op->res = cqe->res;
-        op->cqe_flags = cqe->flags;
+        op->res = res;
+        op->cqe_flags = flags;
         w->ring->inflight--;
         weft__sched_ready(w, op->task);
         break;
@@ -188,8 +187,8 @@ static void dispatch(weft__worker *w, struct io_uring_cqe *cqe)
         prep_cancel(w, p);
         break;
     case WEFT__UD_MSGFAIL:
-        if (cqe->res < 0)
-            die("a message to another worker's ring failed", cqe->res);
+        if (res < 0)
+            die("a message to another worker's ring failed", res);
         break;
     case WEFT__UD_EVENTFD:
         take_mail(w);
@@ -223,14 +222,17 @@ void weft__ring_poll(weft__worker *w, bool wait)
         rc = io_uring_submit(&r->ring);
     if (rc < 0 && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN && rc != -ETIME)
         die("submit and wait", rc);
+    /* Each completion is consumed before it is acted on: acting on one
+       may submit (a wake-up, an ASYNC_CANCEL), and a submit that finds the
+       completion queue full polls again, which must not see it twice. */
     struct io_uring_cqe *cqe;
-    unsigned head, seen = 0;
-    io_uring_for_each_cqe(&r->ring, head, cqe)
-    {
-        dispatch(w, cqe);
-        seen++;
+    while (io_uring_peek_cqe(&r->ring, &cqe) == 0) {
+        uint64_t ud = io_uring_cqe_get_data64(cqe);
+        int32_t res = cqe->res;
+        uint32_t flags = cqe->flags;
+        io_uring_cqe_seen(&r->ring, cqe);
+        dispatch(w, ud, res, flags);
     }
-    io_uring_cq_advance(&r->ring, seen);
 }
 
 static void send_msg(weft__worker *from, weft__worker *to, uint64_t ud)
