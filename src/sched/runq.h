@@ -7,9 +7,14 @@
  * work: in fork-join, the biggest subtrees).  A full queue moves half of
  * itself to the global queue.
  *
- * head and tail share one 64-bit word, and every change to either is a CAS
- * on it, so the owner's pops at the tail and a thief's batch at the head
- * can never both claim a slot.  Slots are written before the CAS that
+ * head and tail share one 64-bit word with a version, and every change to
+ * either is a CAS on it that also bumps the version, so the owner's pops at
+ * the tail and a thief's batch at the head can never both claim a slot.
+ * The version matters: without it a pop and a push by the owner would put
+ * the word back as a thief last read it, and the thief's CAS would succeed
+ * on slots it read before the owner rewrote them (ABA).  Indices are 21
+ * bits, taken modulo 2^21 (a multiple of the ring size); the version is the
+ * remaining 22.  Slots are written before the CAS that
  * publishes them (release) and read before the CAS that claims them: a
  * reader that loses the CAS drops what it read.  Slots are relaxed atomics
  * because a losing reader may read one while the owner rewrites it.
@@ -21,9 +26,31 @@
 
 #define WEFT__RUNQ_MASK (WEFT__RUNQ_SIZE - 1)
 
-static inline uint64_t weft__runq_word(uint32_t head, uint32_t tail)
+#define WEFT__RUNQ_IDX_BITS 21
+#define WEFT__RUNQ_IDX_MASK ((1u << WEFT__RUNQ_IDX_BITS) - 1)
+
+static inline uint32_t weft__runq_head(uint64_t word)
 {
-    return (uint64_t)head << 32 | tail;
+    return (uint32_t)(word >> WEFT__RUNQ_IDX_BITS) & WEFT__RUNQ_IDX_MASK;
+}
+
+static inline uint32_t weft__runq_tail(uint64_t word)
+{
+    return (uint32_t)word & WEFT__RUNQ_IDX_MASK;
+}
+
+static inline uint32_t weft__runq_len(uint64_t word)
+{
+    return (weft__runq_tail(word) - weft__runq_head(word)) & WEFT__RUNQ_IDX_MASK;
+}
+
+/* The word that replaces `old`: new indices, next version. */
+static inline uint64_t weft__runq_word(uint64_t old, uint32_t head, uint32_t tail)
+{
+    uint64_t version = (old >> (2 * WEFT__RUNQ_IDX_BITS)) + 1;
+    return version << (2 * WEFT__RUNQ_IDX_BITS) |
+           (uint64_t)(head & WEFT__RUNQ_IDX_MASK) << WEFT__RUNQ_IDX_BITS |
+           (tail & WEFT__RUNQ_IDX_MASK);
 }
 
 static inline weft__task *weft__runq_slot(weft__worker *w, uint32_t i)
@@ -40,12 +67,12 @@ static inline void weft__runq_set(weft__worker *w, uint32_t i, weft__task *t)
    the word changed meanwhile (try again). */
 static inline bool weft__runq_spill(weft__worker *w, weft__task *t, uint64_t word)
 {
-    uint32_t h = (uint32_t)(word >> 32), tl = (uint32_t)word;
+    uint32_t h = weft__runq_head(word), tl = weft__runq_tail(word);
     weft__task *batch[WEFT__RUNQ_SIZE / 2 + 1];
-    uint32_t n = (tl - h) / 2;
+    uint32_t n = weft__runq_len(word) / 2;
     for (uint32_t i = 0; i < n; i++)
         batch[i] = weft__runq_slot(w, h + i);
-    if (!atomic_compare_exchange_strong_explicit(&w->q.word, &word, weft__runq_word(h + n, tl),
+    if (!atomic_compare_exchange_strong_explicit(&w->q.word, &word, weft__runq_word(word, h + n, tl),
                                                  memory_order_acq_rel, memory_order_relaxed))
         return false;
     batch[n] = t;
@@ -60,15 +87,15 @@ static inline void weft__runq_push(weft__worker *w, weft__task *t)
 {
     uint64_t word = atomic_load_explicit(&w->q.word, memory_order_acquire);
     for (;;) {
-        uint32_t h = (uint32_t)(word >> 32), tl = (uint32_t)word;
-        if (tl - h >= WEFT__RUNQ_SIZE) {
+        uint32_t h = weft__runq_head(word), tl = weft__runq_tail(word);
+        if (weft__runq_len(word) >= WEFT__RUNQ_SIZE) {
             if (weft__runq_spill(w, t, word))
                 return;
             word = atomic_load_explicit(&w->q.word, memory_order_acquire);
             continue;
         }
         weft__runq_set(w, tl, t);
-        if (atomic_compare_exchange_weak_explicit(&w->q.word, &word, weft__runq_word(h, tl + 1),
+        if (atomic_compare_exchange_weak_explicit(&w->q.word, &word, weft__runq_word(word, h, tl + 1),
                                                   memory_order_release, memory_order_acquire))
             return;
     }
@@ -79,15 +106,15 @@ static inline void weft__runq_push_back(weft__worker *w, weft__task *t)
 {
     uint64_t word = atomic_load_explicit(&w->q.word, memory_order_acquire);
     for (;;) {
-        uint32_t h = (uint32_t)(word >> 32), tl = (uint32_t)word;
-        if (tl - h >= WEFT__RUNQ_SIZE) {
+        uint32_t h = weft__runq_head(word), tl = weft__runq_tail(word);
+        if (weft__runq_len(word) >= WEFT__RUNQ_SIZE) {
             if (weft__runq_spill(w, t, word))
                 return;
             word = atomic_load_explicit(&w->q.word, memory_order_acquire);
             continue;
         }
         weft__runq_set(w, h - 1, t);
-        if (atomic_compare_exchange_weak_explicit(&w->q.word, &word, weft__runq_word(h - 1, tl),
+        if (atomic_compare_exchange_weak_explicit(&w->q.word, &word, weft__runq_word(word, h - 1, tl),
                                                   memory_order_release, memory_order_acquire))
             return;
     }
@@ -98,11 +125,11 @@ static inline weft__task *weft__runq_pop(weft__worker *w, bool fifo)
 {
     uint64_t word = atomic_load_explicit(&w->q.word, memory_order_acquire);
     for (;;) {
-        uint32_t h = (uint32_t)(word >> 32), tl = (uint32_t)word;
+        uint32_t h = weft__runq_head(word), tl = weft__runq_tail(word);
         if (h == tl)
             return NULL;
         weft__task *t = weft__runq_slot(w, fifo ? h : tl - 1);
-        uint64_t next = fifo ? weft__runq_word(h + 1, tl) : weft__runq_word(h, tl - 1);
+        uint64_t next = fifo ? weft__runq_word(word, h + 1, tl) : weft__runq_word(word, h, tl - 1);
         if (atomic_compare_exchange_weak_explicit(&w->q.word, &word, next, memory_order_acq_rel,
                                                   memory_order_acquire))
             return t;
@@ -111,15 +138,14 @@ static inline weft__task *weft__runq_pop(weft__worker *w, bool fifo)
 
 static inline bool weft__runq_empty(weft__worker *w)
 {
-    uint64_t word = atomic_load_explicit(&w->q.word, memory_order_acquire);
-    return (uint32_t)(word >> 32) == (uint32_t)word;
+    return weft__runq_len(atomic_load_explicit(&w->q.word, memory_order_acquire)) == 0;
 }
 
 /* v's only queued task, or NULL (none, or more than one).  A hint. */
 static inline weft__task *weft__runq_lone(weft__worker *v)
 {
     uint64_t word = atomic_load_explicit(&v->q.word, memory_order_acquire);
-    uint32_t h = (uint32_t)(word >> 32), tl = (uint32_t)word;
+    uint32_t h = weft__runq_head(word), tl = weft__runq_tail(word);
     return tl - h == 1 ? weft__runq_slot(v, h) : NULL;
 }
 
@@ -129,23 +155,24 @@ static inline weft__task *weft__runq_lone(weft__worker *v)
 static inline weft__task *weft__runq_steal(weft__worker *w, weft__worker *v, bool last)
 {
     uint64_t mine = atomic_load_explicit(&w->q.word, memory_order_relaxed);
-    uint32_t wt = (uint32_t)mine;
+    uint32_t wt = weft__runq_tail(mine);
     uint64_t word = atomic_load_explicit(&v->q.word, memory_order_acquire);
     for (;;) {
-        uint32_t h = (uint32_t)(word >> 32), tl = (uint32_t)word;
-        uint32_t n = tl - h;
+        uint32_t h = weft__runq_head(word), tl = weft__runq_tail(word);
+        uint32_t n = weft__runq_len(word);
         n = (n == 1 && last) ? 1 : n / 2;
         if (n == 0)
             return NULL;
         for (uint32_t i = 0; i < n; i++)
             weft__runq_set(w, wt + i, weft__runq_slot(v, h + i));
-        if (!atomic_compare_exchange_weak_explicit(&v->q.word, &word, weft__runq_word(h + n, tl),
+        if (!atomic_compare_exchange_weak_explicit(&v->q.word, &word, weft__runq_word(word, h + n, tl),
                                                    memory_order_acq_rel, memory_order_acquire))
             continue;
         /* Run the newest of the batch; publish the rest. */
         weft__task *t = weft__runq_slot(w, wt + n - 1);
         if (n > 1)
-            atomic_store_explicit(&w->q.word, weft__runq_word((uint32_t)(mine >> 32), wt + n - 1),
+            atomic_store_explicit(&w->q.word,
+                                  weft__runq_word(mine, weft__runq_head(mine), wt + n - 1),
                                   memory_order_release);
         return t;
     }
