@@ -11,11 +11,14 @@
  */
 #include "ring.h"
 
+#include "../fiber/sanitize.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #define UD(p, kind) ((uint64_t)(uintptr_t)(p) | (kind))
@@ -214,7 +217,21 @@ void weft__ring_poll(weft__worker *w, bool wait)
     if (r->efd >= 0 && atomic_load_explicit(&r->mail, memory_order_relaxed))
         take_mail(w);
     int rc = 0;
-    if (wait)
+    if (wait && weft__vg_running()) {
+        /* valgrind runs one thread at a time and does not let go of its
+           lock in a blocking io_uring_enter, so a worker parked there would
+           stop every other thread.  Under valgrind, park by polling. */
+        while (!io_uring_cq_ready(&r->ring)) {
+            rc = io_uring_submit_and_get_events(&r->ring);
+            if (rc < 0 && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN)
+                die("submit", rc);
+            if (io_uring_cq_ready(&r->ring))
+                break;
+            struct timespec nap = {0, 200000};
+            nanosleep(&nap, NULL);
+        }
+        rc = 0;
+    } else if (wait)
         rc = io_uring_submit_and_wait(&r->ring, 1);
     else if (r->defer && r->inflight)
         rc = io_uring_submit_and_get_events(&r->ring);
