@@ -6,7 +6,7 @@
 #     qemu-user, cmake, ninja-build (installed with apt-get if missing);
 #   - a sysroot, build/sysroot-aarch64 unless WEFT_AARCH64_SYSROOT says
 #     otherwise, holding Debian's arm64 libcriterion-dev, libcriterion3,
-#     libatomic-ops-dev and the runtime closure of libcriterion3 (libc6
+#     libatomic-ops-dev, liburing-dev, liburing2 and the runtime closure of libcriterion3 (libc6
 #     included, so that `qemu-aarch64 -L <sysroot>` finds the loader).
 #
 # The arm64 packages are never installed: on Debian 12 libcriterion-dev:arm64
@@ -28,7 +28,7 @@ DEBS=$ROOT/build/aarch64-debs
 STAMP=$SYSROOT/.weft-sysroot-stamp
 
 # What the sysroot is made of.  Changing this list remakes the sysroot.
-TOP_PACKAGES=(libcriterion-dev libcriterion3 libatomic-ops-dev)
+TOP_PACKAGES=(libcriterion-dev libcriterion3 libatomic-ops-dev liburing-dev liburing2)
 CLOSURE_OF=libcriterion3
 STAMP_TEXT="weft aarch64 sysroot v1: ${TOP_PACKAGES[*]} + runtime closure of $CLOSURE_OF"
 
@@ -146,6 +146,7 @@ done < <(find "$tmp" -type l -print0)
 [ -e "$tmp/lib/ld-linux-aarch64.so.1" ] || die "no lib/ld-linux-aarch64.so.1 in the unpacked sysroot"
 [ -e "$tmp/usr/include/criterion/criterion.h" ] || die "no criterion/criterion.h in the unpacked sysroot"
 [ -e "$tmp/usr/include/atomic_ops_stack.h" ] || die "no atomic_ops_stack.h in the unpacked sysroot"
+[ -e "$tmp/usr/include/liburing.h" ] || die "no liburing.h in the unpacked sysroot"
 
 echo "$STAMP_TEXT" >"$tmp/.weft-sysroot-stamp"
 rm -rf "$SYSROOT"

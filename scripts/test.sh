@@ -21,7 +21,7 @@ configure() {
     local name=$1
     shift
     echo "== build $name"
-    if cmake -S . -B "build/$name" -G Ninja -DWEFT_BUILD_BENCH=OFF "$@" >"$logs/build-$name.log" 2>&1 &&
+    if cmake -S . -B "build/$name" -G Ninja -DWEFT_BUILD_TESTS=ON -DWEFT_BUILD_BENCH=OFF "$@" >"$logs/build-$name.log" 2>&1 &&
         ninja -C "build/$name" >>"$logs/build-$name.log" 2>&1; then
         return 0
     fi

@@ -440,6 +440,8 @@ static void double_release_child(void *arg)
 #define DOUBLE_RELEASE_TEST(suite, im)                                                             \
     Test(suite, a_second_release_aborts_with_a_message, .timeout = 30)                             \
     {                                                                                              \
+        if ((im).threads)                                                                          \
+            weft_event_loop_deinit(test_loop_start((im).threads));                                 \
         for (child_second = 0; child_second < 2; child_second++) {                                 \
             char out[4096];                                                                        \
             child_impl = &im;                                                                      \

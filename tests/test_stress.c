@@ -134,9 +134,7 @@ static void random_body(weft_io io, const struct impl *im)
 
 static void random_run(const struct impl *im)
 {
-    weft_event_loop *el;
-    weft_event_loop_options o = {.threads = im->threads};
-    cr_assert_eq(weft_event_loop_init(&el, &o), 0);
+    weft_event_loop *el = test_loop_start(im->threads);
     random_body(weft_event_loop_io(el), im);
     weft__sched *s = (weft__sched *)weft_event_loop_io(el).userdata;
     weft_event_loop_deinit(el); /* aborts if a stack is still out */
@@ -179,9 +177,7 @@ static void pp_side(weft_io io, void *ctx, void *result)
 
 static void pingpong_run(unsigned threads)
 {
-    weft_event_loop *el;
-    weft_event_loop_options o = {.threads = threads};
-    cr_assert_eq(weft_event_loop_init(&el, &o), 0);
+    weft_event_loop *el = test_loop_start(threads);
     weft_io io = weft_event_loop_io(el);
     static struct pingpong p;
     memset(&p, 0, sizeof p);

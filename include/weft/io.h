@@ -19,7 +19,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <time.h>
+#include <sys/types.h> /* clockid_t, also under strict -std=c11 */
+#include <time.h>      /* the CLOCK_ names, where the feature macros allow */
 
 #ifdef __cplusplus
 extern "C" {
@@ -138,17 +139,9 @@ static inline int weft_sleep_until(weft_io io, clockid_t clock, int64_t deadline
     return io.vtable->sleep_until(io.userdata, clock, deadline_ns);
 }
 
-/* Sleeps for duration_ns on CLOCK_MONOTONIC.  0 or -ECANCELED. */
-static inline int weft_sleep(weft_io io, int64_t duration_ns)
-{
-    int64_t now;
-    int rc = weft_now(io, CLOCK_MONOTONIC, &now);
-    if (rc < 0)
-        return rc;
-    if (duration_ns > INT64_MAX - now)
-        duration_ns = INT64_MAX - now;
-    return weft_sleep_until(io, CLOCK_MONOTONIC, now + duration_ns);
-}
+/* Sleeps for duration_ns on CLOCK_MONOTONIC (0 or less: returns at once,
+   but still a cancellation point).  0 or -ECANCELED. */
+WEFT_API int weft_sleep(weft_io io, int64_t duration_ns);
 
 #ifdef __cplusplus
 }

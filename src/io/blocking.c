@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 int weft__clock_now(clockid_t clock, int64_t *ns);
 
