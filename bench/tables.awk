@@ -2,7 +2,8 @@
 # benchmark, each row with its ratio to weft on every CPU (weft on 1 worker
 # for yield, which runs on one thread everywhere).  Lines that are not
 # results ("skipped: ...", "<peer> failed ...") are listed under the tables.
-function label(r) {
+function label(r, b) {
+    if (r == "pthread" && b == "yield") return "pthread sched_yield (2 threads, 1 CPU)"
     if (r == "weft_1") return "weft, 1 worker"
     if (r == "weft_all") return "weft, " cpus " workers"
     if (r == "pthread") return "pthread create/join"
@@ -31,12 +32,12 @@ END {
         b = order[i]
         base = (b == "yield") ? "weft_1" : "weft_all"
         if (!((b SUBSEP base) in val)) base = "weft_1"
-        printf "### %s\n\n| runtime | median | vs %s |\n|---|---:|---:|\n", title(b), label(base)
+        printf "### %s\n\n| runtime | median | vs %s |\n|---|---:|---:|\n", title(b), label(base, b)
         n = split(rows[b], rs, " ")
         for (j = 1; j <= n; j++) {
             r = rs[j]; v = val[b SUBSEP r]
             ratio = (base_v = val[b SUBSEP base]) > 0 ? sprintf("%.2fx", v / base_v) : "-"
-            printf "| %s | %s %s | %s |\n", label(r), v, unit[b], ratio
+            printf "| %s | %s %s | %s |\n", label(r, b), v, unit[b], ratio
         }
         printf "\n"
     }

@@ -357,6 +357,13 @@ static weft__task *spin(weft__worker *w)
             atomic_load_explicit(&s->global_size, memory_order_relaxed) ||
             atomic_load_explicit(&s->stopping, memory_order_relaxed) || weft__ring_busy(w))
             return NULL;
+        /* Mostly pauses; now and then the CPU itself, so that a worker
+           holding work gets it back when there are more workers than CPUs
+           (a spinner that never yields would take it for whole time slices). */
+        if (round % 8 == 7) {
+            sched_yield();
+            continue;
+        }
         for (unsigned i = 0; i < SPIN_PAUSES; i++)
             cpu_relax();
     }
