@@ -8,6 +8,8 @@
  * Released futures stay marked released while they sit in the cache, so
  * a second await of one is caught (as long as the block was not reused).
  */
+#include "../sched/sched.h"
+
 #include <weft/weft.h>
 
 #include <errno.h>
@@ -69,22 +71,11 @@ static size_t round64(size_t n)
     return (n + 63) & ~(size_t)63;
 }
 
-static void check_sizes(size_t ctx_len, size_t result_len)
-{
-    if (ctx_len > WEFT_MAX_CTX || result_len > WEFT_MAX_RESULT) {
-        fprintf(stderr,
-                "weft: weft_async: ctx_len %zu / result_len %zu over the limits "
-                "(WEFT_MAX_CTX %u, WEFT_MAX_RESULT %u)\n",
-                ctx_len, result_len, WEFT_MAX_CTX, WEFT_MAX_RESULT);
-        abort();
-    }
-}
-
 static weft_future *b_async(void *ud, weft_task_fn *fn, const void *ctx, size_t ctx_len,
                             size_t result_len)
 {
     (void)ud;
-    check_sizes(ctx_len, result_len);
+    weft__check_task_sizes(ctx_len, result_len);
     struct bfuture *b = bf_get(round64(ctx_len) + result_len);
     if (!b) {
         fprintf(stderr, "weft: weft_async: out of memory, even to run the task inline\n");
@@ -111,7 +102,7 @@ static int b_concurrent(void *ud, weft_future **out, weft_task_fn *fn, const voi
 static void b_async_detached(void *ud, weft_task_fn *fn, const void *ctx, size_t ctx_len)
 {
     (void)ud;
-    check_sizes(ctx_len, 0);
+    weft__check_task_sizes(ctx_len, 0);
     unsigned char buf[256];
     void *c = ctx_len <= sizeof buf ? buf : malloc(ctx_len);
     if (!c) {

@@ -82,8 +82,9 @@ static inline bool weft__runq_spill(weft__worker *w, weft__task *t, uint64_t wor
     return true;
 }
 
-/* Owner only: t runs next (LIFO). */
-static inline void weft__runq_push(weft__worker *w, weft__task *t)
+/* Owner only: t goes at the tail (it runs next: LIFO) or at the head (it
+   runs after everything queued). */
+static inline void weft__runq_insert(weft__worker *w, weft__task *t, bool at_head)
 {
     uint64_t word = atomic_load_explicit(&w->q.word, memory_order_acquire);
     for (;;) {
@@ -94,30 +95,22 @@ static inline void weft__runq_push(weft__worker *w, weft__task *t)
             word = atomic_load_explicit(&w->q.word, memory_order_acquire);
             continue;
         }
-        weft__runq_set(w, tl, t);
-        if (atomic_compare_exchange_weak_explicit(&w->q.word, &word, weft__runq_word(word, h, tl + 1),
-                                                  memory_order_release, memory_order_acquire))
+        weft__runq_set(w, at_head ? h - 1 : tl, t);
+        uint64_t next = at_head ? weft__runq_word(word, h - 1, tl) : weft__runq_word(word, h, tl + 1);
+        if (atomic_compare_exchange_weak_explicit(&w->q.word, &word, next, memory_order_release,
+                                                  memory_order_acquire))
             return;
     }
 }
 
-/* Owner only: t runs after everything queued. */
+static inline void weft__runq_push(weft__worker *w, weft__task *t)
+{
+    weft__runq_insert(w, t, false);
+}
+
 static inline void weft__runq_push_back(weft__worker *w, weft__task *t)
 {
-    uint64_t word = atomic_load_explicit(&w->q.word, memory_order_acquire);
-    for (;;) {
-        uint32_t h = weft__runq_head(word), tl = weft__runq_tail(word);
-        if (weft__runq_len(word) >= WEFT__RUNQ_SIZE) {
-            if (weft__runq_spill(w, t, word))
-                return;
-            word = atomic_load_explicit(&w->q.word, memory_order_acquire);
-            continue;
-        }
-        weft__runq_set(w, h - 1, t);
-        if (atomic_compare_exchange_weak_explicit(&w->q.word, &word, weft__runq_word(word, h - 1, tl),
-                                                  memory_order_release, memory_order_acquire))
-            return;
-    }
+    weft__runq_insert(w, t, true);
 }
 
 /* Owner only.  fifo: take the oldest instead of the newest. */

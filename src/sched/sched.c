@@ -538,6 +538,22 @@ static void worker_setup(weft__sched *s, unsigned i)
     w->cache = (weft__stack_cache)WEFT__STACK_CACHE_INIT;
 }
 
+/* What init set up on the calling thread, and the scheduler's memory. */
+static void release_thread0(weft__sched *s)
+{
+    weft__worker *w0 = &s->workers[0];
+    weft__stack_cache_drain(&s->pool, &w0->cache);
+    weft__fiber_fini_thread(&w0->thread_fiber);
+    set_worker_current(NULL);
+    weft__stack_pool_deinit(&s->pool);
+    pthread_mutex_destroy(&s->startup.lock);
+    pthread_cond_destroy(&s->startup.cond);
+    pthread_mutex_destroy(&s->global_lock);
+    pthread_mutex_destroy(&s->idle_lock);
+    free(s->workers);
+    free(s->idle);
+}
+
 int weft__sched_init(weft__sched *s, unsigned n, size_t stack_size, unsigned ring_entries,
                      weft_io io)
 {
@@ -561,6 +577,8 @@ int weft__sched_init(weft__sched *s, unsigned n, size_t stack_size, unsigned rin
     }
     pthread_mutex_init(&s->global_lock, NULL);
     pthread_mutex_init(&s->idle_lock, NULL);
+    pthread_mutex_init(&s->startup.lock, NULL);
+    pthread_cond_init(&s->startup.cond, NULL);
     for (unsigned i = 0; i < n; i++)
         worker_setup(s, i);
 
@@ -586,8 +604,6 @@ int weft__sched_init(weft__sched *s, unsigned n, size_t stack_size, unsigned rin
     /* In the scheduler, not on this stack: workers still use it after
        this function returns (re-locking the mutex as they wake). */
     struct weft__startup *st = &s->startup;
-    pthread_mutex_init(&st->lock, NULL);
-    pthread_cond_init(&st->cond, NULL);
     unsigned created = 1;
     for (; created < n; created++) {
         struct worker_arg *a = malloc(sizeof *a);
@@ -621,16 +637,7 @@ int weft__sched_init(weft__sched *s, unsigned n, size_t stack_size, unsigned rin
 fail_ring:
     weft__ring_fini(w0);
 fail_thread:
-    weft__stack_cache_drain(&s->pool, &w0->cache);
-    weft__fiber_fini_thread(&w0->thread_fiber);
-    set_worker_current(NULL);
-    weft__stack_pool_deinit(&s->pool);
-    pthread_mutex_destroy(&s->startup.lock);
-    pthread_cond_destroy(&s->startup.cond);
-    pthread_mutex_destroy(&s->global_lock);
-    pthread_mutex_destroy(&s->idle_lock);
-    free(s->workers);
-    free(s->idle);
+    release_thread0(s);
     return rc;
 }
 
@@ -656,14 +663,5 @@ void weft__sched_deinit(weft__sched *s)
     /* Worker 0's scheduler is suspended in its loop; it never runs again. */
     weft__fiber_discard(w0->sched_fiber, &s->pool, &w0->cache);
     weft__ring_fini(w0);
-    weft__stack_cache_drain(&s->pool, &w0->cache);
-    weft__fiber_fini_thread(&w0->thread_fiber);
-    set_worker_current(NULL);
-    weft__stack_pool_deinit(&s->pool);
-    pthread_mutex_destroy(&s->startup.lock);
-    pthread_cond_destroy(&s->startup.cond);
-    pthread_mutex_destroy(&s->global_lock);
-    pthread_mutex_destroy(&s->idle_lock);
-    free(s->workers);
-    free(s->idle);
+    release_thread0(s);
 }

@@ -177,6 +177,8 @@ int weft__sched_init(weft__sched *s, unsigned nworkers, size_t stack_size, unsig
 void weft__sched_deinit(weft__sched *s);
 
 /* Tasks (task.c). */
+/* Aborts, naming the limits, if a task's ctx or result is too large. */
+void weft__check_task_sizes(size_t ctx_len, size_t result_len);
 weft__task *weft__task_spawn(weft__sched *s, weft_task_fn *fn, const void *ctx, size_t ctx_len,
                              size_t result_len, uint32_t flags, int *err);
 /* Runs fn inline, in memory of its own (when no stack is to be had). */

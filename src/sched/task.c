@@ -83,7 +83,7 @@ static void task_entry(weft__fiber *self, void *msg)
     weft__task_finish(t);
 }
 
-static void check_sizes(size_t ctx_len, size_t result_len)
+void weft__check_task_sizes(size_t ctx_len, size_t result_len)
 {
     if (ctx_len > WEFT_MAX_CTX || result_len > WEFT_MAX_RESULT) {
         fprintf(stderr,
@@ -121,7 +121,7 @@ static void task_setup(weft__task *t, weft__sched *s, weft_task_fn *fn, const vo
 weft__task *weft__task_spawn(weft__sched *s, weft_task_fn *fn, const void *ctx, size_t ctx_len,
                              size_t result_len, uint32_t flags, int *err)
 {
-    check_sizes(ctx_len, result_len);
+    weft__check_task_sizes(ctx_len, result_len);
     weft__worker *w = current_worker("weft_async");
     size_t extra = sizeof(weft__task) + round64(ctx_len) + round64(result_len);
     weft__fiber *f;
@@ -143,7 +143,7 @@ weft__task *weft__task_spawn(weft__sched *s, weft_task_fn *fn, const void *ctx, 
 weft__task *weft__task_inline(weft__sched *s, weft_task_fn *fn, const void *ctx, size_t ctx_len,
                               size_t result_len, uint32_t flags)
 {
-    check_sizes(ctx_len, result_len);
+    weft__check_task_sizes(ctx_len, result_len);
     current_worker("weft_async");
     weft__task *t =
         aligned_alloc(64, sizeof(weft__task) + round64(ctx_len) + round64(result_len));
