@@ -51,7 +51,7 @@ static inline void contract_run(const struct impl *im, contract_body *body)
 #define NEEDS_CONCURRENCY(im)                                                                      \
     do {                                                                                           \
         if (!(im)->threads)                                                                        \
-            cr_skip_test("needs concurrency: the blocking Io runs every task inline");            \
+            cr_skip_test("needs concurrency: the blocking Io runs every task inline");             \
     } while (0)
 
 #define CONTRACT(suite, name, secs)                                                                \

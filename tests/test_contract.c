@@ -251,7 +251,7 @@ static void detached_body(weft_io io, const struct impl *im)
     {                                                                                              \
         atomic_store(&detached_done, 0);                                                           \
         contract_run(&im, detached_body);                                                          \
-        cr_assert_eq(atomic_load(&detached_done), 100, "%d", atomic_load(&detached_done));                                       \
+        cr_assert_eq(atomic_load(&detached_done), 100, "%d", atomic_load(&detached_done));         \
     }
 DETACHED_TEST(tasks_event_loop_1, impl_el1)
 DETACHED_TEST(tasks_event_loop_2, impl_el2)

@@ -41,7 +41,8 @@ static void skynet_body(weft_io io, const struct impl *im)
 {
     (void)im;
     long size = 1000000;
-    while (size > 10 && test_scaled((size_t)size) < (size_t)size && size > (long)test_scaled(1000000))
+    while (size > 10 && test_scaled((size_t)size) < (size_t)size &&
+           size > (long)test_scaled(1000000))
         size /= 10;
     struct sky root = {0, size};
     long sum = 0;

@@ -69,16 +69,16 @@ struct weft_io_vtable {
    are reserved for fn to write.  Never fails: if no task can be made, fn
    runs inline.  ctx_len > WEFT_MAX_CTX or result_len > WEFT_MAX_RESULT is a
    programming error and aborts. */
-static inline weft_future *weft_async(weft_io io, weft_task_fn *fn, const void *ctx,
-                                      size_t ctx_len, size_t result_len)
+static inline weft_future *weft_async(weft_io io, weft_task_fn *fn, const void *ctx, size_t ctx_len,
+                                      size_t result_len)
 {
     return io.vtable->async(io.userdata, fn, ctx, ctx_len, result_len);
 }
 
 /* fn runs concurrently with the caller, or this fails: 0, -ENOMEM,
    -EOPNOTSUPP (the implementation has no concurrency). */
-static inline int weft_concurrent(weft_io io, weft_future **out, weft_task_fn *fn,
-                                  const void *ctx, size_t ctx_len, size_t result_len)
+static inline int weft_concurrent(weft_io io, weft_future **out, weft_task_fn *fn, const void *ctx,
+                                  size_t ctx_len, size_t result_len)
 {
     return io.vtable->concurrent(io.userdata, out, fn, ctx, ctx_len, result_len);
 }

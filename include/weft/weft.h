@@ -6,8 +6,8 @@
 #ifndef WEFT_WEFT_H
 #define WEFT_WEFT_H
 
-#include <weft/version.h>
 #include <weft/io.h>
+#include <weft/version.h>
 
 #ifdef __cplusplus
 extern "C" {

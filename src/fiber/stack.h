@@ -39,11 +39,11 @@
 typedef struct weft__stack weft__stack;
 
 struct weft__stack {
-    AO_t link;         /* AO_stack's link word, while in the shared pool */
-    weft__stack *next; /* link while in a per-thread cache */
+    AO_t link;                        /* AO_stack's link word, while in the shared pool */
+    weft__stack *next;                /* link while in a per-thread cache */
     weft__stack *all_prev, *all_next; /* every mapped stack, under all_lock */
-    unsigned vg_id;    /* valgrind's id for the registered stack */
-    bool in_use;       /* handed out; written by the thread holding it */
+    unsigned vg_id;                   /* valgrind's id for the registered stack */
+    bool in_use;                      /* handed out; written by the thread holding it */
     char pad[64 - sizeof(AO_t) - 3 * sizeof(weft__stack *) - sizeof(unsigned) - sizeof(bool)];
 };
 
@@ -80,7 +80,7 @@ typedef struct weft__stack_pool {
     /* Stacks handed out and not yet returned, counting only what caches
        have drained: exact once every cache is drained. */
     atomic_long live;
-    atomic_size_t mapped; /* mappings in existence */
+    atomic_size_t mapped;     /* mappings in existence */
     pthread_mutex_t all_lock; /* the list of every mapped stack */
     weft__stack *all;
 } weft__stack_pool;

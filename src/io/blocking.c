@@ -179,8 +179,7 @@ static int b_sleep_until(void *ud, clockid_t clock, int64_t deadline_ns)
         return -EINVAL;
     if (deadline_ns < 0)
         deadline_ns = 0;
-    struct timespec ts = {.tv_sec = deadline_ns / 1000000000,
-                          .tv_nsec = deadline_ns % 1000000000};
+    struct timespec ts = {.tv_sec = deadline_ns / 1000000000, .tv_nsec = deadline_ns % 1000000000};
     int rc;
     while ((rc = clock_nanosleep(clock, TIMER_ABSTIME, &ts, NULL)) == EINTR)
         ;

@@ -72,7 +72,8 @@ static inline bool weft__runq_spill(weft__worker *w, weft__task *t, uint64_t wor
     uint32_t n = weft__runq_len(word) / 2;
     for (uint32_t i = 0; i < n; i++)
         batch[i] = weft__runq_slot(w, h + i);
-    if (!atomic_compare_exchange_strong_explicit(&w->q.word, &word, weft__runq_word(word, h + n, tl),
+    if (!atomic_compare_exchange_strong_explicit(&w->q.word, &word,
+                                                 weft__runq_word(word, h + n, tl),
                                                  memory_order_acq_rel, memory_order_relaxed))
         return false;
     batch[n] = t;
@@ -96,7 +97,8 @@ static inline void weft__runq_insert(weft__worker *w, weft__task *t, bool at_hea
             continue;
         }
         weft__runq_set(w, at_head ? h - 1 : tl, t);
-        uint64_t next = at_head ? weft__runq_word(word, h - 1, tl) : weft__runq_word(word, h, tl + 1);
+        uint64_t next =
+            at_head ? weft__runq_word(word, h - 1, tl) : weft__runq_word(word, h, tl + 1);
         if (atomic_compare_exchange_weak_explicit(&w->q.word, &word, next, memory_order_release,
                                                   memory_order_acquire))
             return;
@@ -158,7 +160,8 @@ static inline weft__task *weft__runq_steal(weft__worker *w, weft__worker *v, boo
             return NULL;
         for (uint32_t i = 0; i < n; i++)
             weft__runq_set(w, wt + i, weft__runq_slot(v, h + i));
-        if (!atomic_compare_exchange_weak_explicit(&v->q.word, &word, weft__runq_word(word, h + n, tl),
+        if (!atomic_compare_exchange_weak_explicit(&v->q.word, &word,
+                                                   weft__runq_word(word, h + n, tl),
                                                    memory_order_acq_rel, memory_order_acquire))
             continue;
         /* Run the newest of the batch; publish the rest. */

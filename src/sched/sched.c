@@ -154,9 +154,8 @@ static void inbox_push(weft__worker *to, weft__task *t)
 static weft__task *inbox_pop(weft__worker *w)
 {
     weft__task *head = atomic_load_explicit(&w->inbox, memory_order_acquire);
-    while (head && !atomic_compare_exchange_weak_explicit(&w->inbox, &head, head->link,
-                                                          memory_order_acquire,
-                                                          memory_order_acquire))
+    while (head && !atomic_compare_exchange_weak_explicit(
+                       &w->inbox, &head, head->link, memory_order_acquire, memory_order_acquire))
         ;
     return head;
 }
@@ -215,8 +214,8 @@ weft__task *weft__sched_take_local(weft__worker *w)
     return local_get(w);
 }
 
-void weft__sched_switch(weft__worker *w, weft__task *self, weft__task *to,
-                        weft__handoff_fn *fn, void *arg)
+void weft__sched_switch(weft__worker *w, weft__task *self, weft__task *to, weft__handoff_fn *fn,
+                        void *arg)
 {
     struct weft__handoff h = {fn, self, arg};
     void *m = weft__fiber_switch(self->fiber, to ? to->fiber : w->sched_fiber, &h);

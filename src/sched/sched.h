@@ -30,7 +30,7 @@ typedef struct weft__sched weft__sched;
    bits above say where the task is blocked in a way a cancel must
    interrupt: 0 nowhere, worker index + 1 for an operation in flight on
    that worker's ring. */
-#define WEFT__CANCEL_REQUESTED 1u
+#define WEFT__CANCEL_REQUESTED   1u
 #define WEFT__CANCEL_WHERE_SHIFT 8
 
 #define WEFT__TASK_LIVE     0x7765667475u /* the future is held by its owner */
@@ -53,9 +53,9 @@ struct __attribute__((aligned(64))) weft__task {
     uint32_t result_len;
     uint32_t flags;
 
-    _Atomic uintptr_t waiter; /* WEFT__WAITER_* or a task pointer (| SELECT) */
-    _Atomic uint64_t magic;   /* WEFT__TASK_LIVE / RELEASED: catches double release */
-    _Atomic uint32_t cancel;  /* see WEFT__CANCEL_* */
+    _Atomic uintptr_t waiter;   /* WEFT__WAITER_* or a task pointer (| SELECT) */
+    _Atomic uint64_t magic;     /* WEFT__TASK_LIVE / RELEASED: catches double release */
+    _Atomic uint32_t cancel;    /* see WEFT__CANCEL_* */
     _Atomic(void *) cancel_key; /* the ring operation a cancel must interrupt */
 
     /* select: counts events; written by the registering handler and the
@@ -158,8 +158,8 @@ void weft__sched_block(weft__handoff_fn *fn, void *arg);
    scheduler; switch suspends self and resumes `to` (NULL: the scheduler),
    which runs fn(w, self, arg) first. */
 weft__task *weft__sched_take_local(weft__worker *w);
-void weft__sched_switch(weft__worker *w, weft__task *self, weft__task *to,
-                        weft__handoff_fn *fn, void *arg);
+void weft__sched_switch(weft__worker *w, weft__task *self, weft__task *to, weft__handoff_fn *fn,
+                        void *arg);
 /* Makes t runnable behind everything queued on w (a yield). */
 void weft__sched_requeue(weft__worker *w, weft__task *t);
 /* The last switch of a finished task, carrying h. */

@@ -66,8 +66,7 @@ static weft__worker *current_worker(const char *who)
     weft__worker *w = weft__worker_current();
     if (!w) {
         fprintf(stderr,
-                "weft: %s: called on a thread that is not one of the event loop's workers\n",
-                who);
+                "weft: %s: called on a thread that is not one of the event loop's workers\n", who);
         abort();
     }
     return w;
@@ -145,8 +144,7 @@ weft__task *weft__task_inline(weft__sched *s, weft_task_fn *fn, const void *ctx,
 {
     weft__check_task_sizes(ctx_len, result_len);
     current_worker("weft_async");
-    weft__task *t =
-        aligned_alloc(64, sizeof(weft__task) + round64(ctx_len) + round64(result_len));
+    weft__task *t = aligned_alloc(64, sizeof(weft__task) + round64(ctx_len) + round64(result_len));
     if (!t) {
         fprintf(stderr, "weft: weft_async: out of memory, even to run the task inline\n");
         abort();
@@ -228,8 +226,7 @@ static void release(weft__task *t, const char *who)
     uint64_t m = atomic_load_explicit(&t->magic, memory_order_relaxed);
     atomic_store_explicit(&t->magic, WEFT__TASK_RELEASED, memory_order_relaxed);
     if (m != WEFT__TASK_LIVE) {
-        fprintf(stderr,
-                "weft: %s: future %p %s\n", who, (void *)t,
+        fprintf(stderr, "weft: %s: future %p %s\n", who, (void *)t,
                 m == WEFT__TASK_RELEASED
                     ? "was already released (each future takes exactly one await or cancel)"
                     : "is not a live future");
@@ -282,8 +279,8 @@ int weft__cancel_enter(weft__task *t, unsigned where, void *key)
         if (old & WEFT__CANCEL_REQUESTED)
             return -ECANCELED;
     } while (!atomic_compare_exchange_weak_explicit(
-        &t->cancel, &old, (where << WEFT__CANCEL_WHERE_SHIFT) | (old & 0xffu),
-        memory_order_acq_rel, memory_order_relaxed));
+        &t->cancel, &old, (where << WEFT__CANCEL_WHERE_SHIFT) | (old & 0xffu), memory_order_acq_rel,
+        memory_order_relaxed));
     return 0;
 }
 
@@ -294,8 +291,8 @@ void weft__cancel_leave(weft__task *t)
 
 void weft__task_request_cancel(weft__task *t)
 {
-    uint32_t old = atomic_fetch_or_explicit(&t->cancel, WEFT__CANCEL_REQUESTED,
-                                            memory_order_acq_rel);
+    uint32_t old =
+        atomic_fetch_or_explicit(&t->cancel, WEFT__CANCEL_REQUESTED, memory_order_acq_rel);
     if (old & WEFT__CANCEL_REQUESTED)
         return;
     unsigned where = old >> WEFT__CANCEL_WHERE_SHIFT;
@@ -339,8 +336,8 @@ static void select_handoff(weft__worker *w, weft__task *prev, void *arg)
     }
     prev->sel_registered = r;
     prev->sel_early = early;
-    long old = atomic_fetch_sub_explicit(&prev->sel, SEL_BIAS - (early ? 1 : 0),
-                                         memory_order_acq_rel);
+    long old =
+        atomic_fetch_sub_explicit(&prev->sel, SEL_BIAS - (early ? 1 : 0), memory_order_acq_rel);
     if (old - SEL_BIAS + (early ? 1 : 0) > 0)
         weft__sched_ready(w, prev);
 }
@@ -379,8 +376,8 @@ size_t weft__task_select(weft__sched *s, weft__task *const *ts, size_t n)
     /* Wait for the finishers that took a registration to finish counting:
        they are between two instructions of exit_publish. */
     long expect = taken + (self->sel_early ? 1 : 0);
-    for (unsigned spins = 0;
-         atomic_load_explicit(&self->sel, memory_order_acquire) != expect; spins++)
+    for (unsigned spins = 0; atomic_load_explicit(&self->sel, memory_order_acquire) != expect;
+         spins++)
         if (spins > 64)
             sched_yield();
     for (size_t i = 0; i < n; i++)
