@@ -137,9 +137,7 @@ static void random_run(const struct impl *im)
 {
     weft_event_loop *el = test_loop_start(im->threads);
     random_body(weft_event_loop_io(el), im);
-    weft__sched *s = (weft__sched *)weft_event_loop_io(el).userdata;
     weft_event_loop_deinit(el); /* aborts if a stack is still out */
-    (void)s;
 }
 
 Test(stress, random_spawn_select_cancel_1_worker, .timeout = 300)

@@ -156,14 +156,6 @@ void weft__fiber_destroy(weft__fiber *f, weft__stack_pool *p, weft__stack_cache 
     weft__stack_put(p, c, f->stack);
 }
 
-void weft__fiber_discard(weft__fiber *f, weft__stack_pool *p, weft__stack_cache *c)
-{
-    /* ASan may have poisoned redzones of the abandoned frames; the next
-       fiber on this stack must not trip over them. */
-    weft__asan_unpoison(f->stack_lo, f->stack_size);
-    weft__fiber_destroy(f, p, c);
-}
-
 void *weft__fiber_switch(weft__fiber *self, weft__fiber *to, void *msg)
 {
     struct hop h = {self, to, msg};

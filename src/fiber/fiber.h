@@ -62,10 +62,6 @@ int weft__fiber_create(weft__fiber **out, weft__stack_pool *p, weft__stack_cache
 /* Gives back the stack of a fiber that exited or never ran. */
 void weft__fiber_destroy(weft__fiber *f, weft__stack_pool *p, weft__stack_cache *c);
 
-/* Gives back the stack of a fiber that is suspended and will never run
-   again (its frames are abandoned, not unwound). */
-void weft__fiber_discard(weft__fiber *f, weft__stack_pool *p, weft__stack_cache *c);
-
 /* Suspends self, resumes to with msg; returns the msg of whoever resumes
    self.  self must be the running fiber. */
 void *weft__fiber_switch(weft__fiber *self, weft__fiber *to, void *msg);

@@ -659,8 +659,10 @@ void weft__sched_deinit(weft__sched *s)
     for (unsigned i = 1; i < s->nworkers; i++)
         weft__ring_fini(&s->workers[i]);
 
-    /* Worker 0's scheduler is suspended in its loop; it never runs again. */
-    weft__fiber_discard(w0->sched_fiber, &s->pool, &w0->cache);
+    /* Worker 0's scheduler is suspended in its loop; it never runs again.
+       (Its abandoned frames' ASan poison is cleared when the stack is put
+       back, as for every stack.) */
+    weft__fiber_destroy(w0->sched_fiber, &s->pool, &w0->cache);
     weft__ring_fini(w0);
     release_thread0(s);
 }
