@@ -39,6 +39,8 @@ typedef struct weft_io {
 } weft_io;
 
 typedef struct weft_future weft_future; /* opaque; released by one await or cancel */
+typedef struct weft_group weft_group;   /* <weft/sync.h> */
+typedef struct weft_waiter weft_waiter; /* a parked task; internal to weft */
 typedef void weft_task_fn(weft_io io, void *ctx, void *result);
 
 /* The most ctx and result bytes a task may carry.  ctx and result are
@@ -60,6 +62,17 @@ struct weft_io_vtable {
     void (*yield)(void *ud);
     int (*now)(void *ud, clockid_t clock, int64_t *ns);
     int (*sleep_until)(void *ud, clockid_t clock, int64_t deadline_ns);
+    /* Waiting (<weft/sync.h>).  wait suspends the calling task on a waiter
+       the synchronisation code has queued, until it is woken or (if the
+       waiter is cancelable) the task is canceled; it returns the waiter's
+       result.  The group entries start members and wait for them. */
+    int (*wait)(void *ud, weft_waiter *w);
+    void (*group_async)(void *ud, weft_group *g, weft_task_fn *fn, const void *ctx,
+                        size_t ctx_len);
+    int (*group_concurrent)(void *ud, weft_group *g, weft_task_fn *fn, const void *ctx,
+                            size_t ctx_len);
+    void (*group_wait)(void *ud, weft_group *g);
+    void (*group_cancel)(void *ud, weft_group *g);
 };
 
 /* ---- tasks and futures ------------------------------------------------------ */

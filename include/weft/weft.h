@@ -7,6 +7,7 @@
 #define WEFT_WEFT_H
 
 #include <weft/io.h>
+#include <weft/sync.h>
 #include <weft/version.h>
 
 #ifdef __cplusplus

@@ -8,6 +8,7 @@
  * Released futures stay marked released while they sit in the cache, so
  * a second await of one is caught (as long as the block was not reused).
  */
+#include "../sched/park.h"
 #include "../sched/sched.h"
 
 #include <weft/weft.h>
@@ -116,6 +117,34 @@ static void b_async_detached(void *ud, weft_task_fn *fn, const void *ctx, size_t
         free(c);
 }
 
+/* Members run inline, so a group is always empty here: wait and cancel
+   have nothing to do (the inline fast paths never call them). */
+static void b_group_async(void *ud, weft_group *g, weft_task_fn *fn, const void *ctx,
+                          size_t ctx_len)
+{
+    (void)g;
+    b_async_detached(ud, fn, ctx, ctx_len);
+}
+
+static int b_group_concurrent(void *ud, weft_group *g, weft_task_fn *fn, const void *ctx,
+                              size_t ctx_len)
+{
+    (void)ud, (void)g, (void)fn, (void)ctx, (void)ctx_len;
+    return -EOPNOTSUPP;
+}
+
+static void b_group_wait(void *ud, weft_group *g)
+{
+    (void)ud, (void)g;
+}
+
+/* The thread sleeps; nothing cancels it (the blocking Io has no cancel). */
+static int b_wait(void *ud, weft_waiter *w)
+{
+    (void)ud;
+    return weft__park_wait_thread(w);
+}
+
 static struct bfuture *live(weft_future *f, const char *who)
 {
     struct bfuture *b = (struct bfuture *)f;
@@ -198,6 +227,11 @@ static const weft_io_vtable b_vtable = {
     .yield = b_yield,
     .now = b_now,
     .sleep_until = b_sleep_until,
+    .wait = b_wait,
+    .group_async = b_group_async,
+    .group_concurrent = b_group_concurrent,
+    .group_wait = b_group_wait,
+    .group_cancel = b_group_wait,
 };
 
 WEFT_API weft_io weft_blocking_io(void)

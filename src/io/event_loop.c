@@ -105,6 +105,34 @@ static int el_sleep_until(void *ud, clockid_t clock, int64_t deadline_ns)
     return weft__uring_sleep_until(clock, deadline_ns);
 }
 
+static int el_wait(void *ud, weft_waiter *w)
+{
+    (void)ud;
+    return weft__task_wait(w);
+}
+
+static void el_group_async(void *ud, weft_group *g, weft_task_fn *fn, const void *ctx,
+                           size_t ctx_len)
+{
+    weft__group_add(S(ud), g, fn, ctx, ctx_len, true);
+}
+
+static int el_group_concurrent(void *ud, weft_group *g, weft_task_fn *fn, const void *ctx,
+                               size_t ctx_len)
+{
+    return weft__group_add(S(ud), g, fn, ctx, ctx_len, false);
+}
+
+static void el_group_wait(void *ud, weft_group *g)
+{
+    weft__group_wait(S(ud), g);
+}
+
+static void el_group_cancel(void *ud, weft_group *g)
+{
+    weft__group_cancel(S(ud), g);
+}
+
 static const weft_io_vtable el_vtable = {
     .size = sizeof(weft_io_vtable),
     .async = el_async,
@@ -117,6 +145,11 @@ static const weft_io_vtable el_vtable = {
     .yield = el_yield,
     .now = el_now,
     .sleep_until = el_sleep_until,
+    .wait = el_wait,
+    .group_async = el_group_async,
+    .group_concurrent = el_group_concurrent,
+    .group_wait = el_group_wait,
+    .group_cancel = el_group_cancel,
 };
 
 static unsigned cpus_allowed(void)

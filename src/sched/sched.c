@@ -118,6 +118,11 @@ static weft__task *global_get(weft__worker *w)
         return NULL;
     pthread_mutex_lock(&s->global_lock);
     uint32_t size = atomic_load_explicit(&s->global_size, memory_order_relaxed);
+    if (size == 0) {
+        /* Emptied by another worker since the unlocked look above. */
+        pthread_mutex_unlock(&s->global_lock);
+        return NULL;
+    }
     uint32_t n = size / s->nworkers + 1;
     if (n > size)
         n = size;
@@ -135,6 +140,7 @@ static weft__task *global_get(weft__worker *w)
     /* In queue order: the newest-first pops then take them oldest first. */
     for (uint32_t i = n; i-- > 1;)
         weft__runq_push(w, batch[i]);
+    weft__dbg_taken(batch[0], "the global queue");
     return batch[0];
 }
 
@@ -164,8 +170,28 @@ static weft__task *inbox_pop(weft__worker *w)
 
 static void wakep(weft__worker *w);
 
+#ifndef NDEBUG
+void weft__dbg_queued(weft__task *t)
+{
+    if (atomic_exchange_explicit(&t->dbg_queued, 1, memory_order_relaxed)) {
+        fprintf(stderr, "weft: internal error: task %p made runnable twice before it ran\n",
+                (void *)t);
+        abort();
+    }
+}
+void weft__dbg_taken(weft__task *t, const char *from)
+{
+    if (t && !atomic_exchange_explicit(&t->dbg_queued, 0, memory_order_relaxed)) {
+        fprintf(stderr, "weft: internal error: task %p taken from %s but not runnable\n",
+                (void *)t, from);
+        abort();
+    }
+}
+#endif
+
 void weft__sched_ready(weft__worker *w, weft__task *t)
 {
+    weft__dbg_queued(t);
     if (t->pinned) {
         weft__worker *to = t->pinned;
         inbox_push(to, t);
@@ -187,6 +213,7 @@ void weft__sched_requeue(weft__worker *w, weft__task *t)
         weft__sched_ready(w, t);
         return;
     }
+    weft__dbg_queued(t);
     weft__runq_push_back(w, t);
     /* A worker that only ever yields would otherwise keep its queue to
        itself while others sleep. */
@@ -197,11 +224,16 @@ void weft__sched_requeue(weft__worker *w, weft__task *t)
 static weft__task *local_get(weft__worker *w)
 {
     weft__task *t;
-    if (atomic_load_explicit(&w->inbox, memory_order_relaxed) && (t = inbox_pop(w)))
+    if (atomic_load_explicit(&w->inbox, memory_order_relaxed) && (t = inbox_pop(w))) {
+        weft__dbg_taken(t, "the inbox");
         return t;
+    }
     /* Newest first, but every 61st time the oldest, so that a worker busy
        with a stream of new work still reaches what waits at the head. */
-    return weft__runq_pop(w, ++w->fair % 61 == 0);
+    bool fifo = ++w->fair % 61 == 0;
+    t = weft__runq_pop(w, fifo);
+    weft__dbg_taken(t, fifo ? "the run queue's head" : "the run queue's tail");
+    return t;
 }
 
 weft__task *weft__sched_take_local(weft__worker *w)
@@ -312,6 +344,7 @@ static weft__task *steal_pass(weft__worker *w, struct lone *lone)
         weft__task *only = weft__runq_lone(v);
         bool last = only && only == lone->task && lone->passes >= LONE_PASSES;
         weft__task *t = weft__runq_steal(w, v, last);
+        weft__dbg_taken(t, "a steal");
         if (t) {
             lone->task = NULL;
             return t;

@@ -32,6 +32,7 @@ typedef struct weft__sched weft__sched;
    that worker's ring. */
 #define WEFT__CANCEL_REQUESTED   1u
 #define WEFT__CANCEL_WHERE_SHIFT 8
+#define WEFT__CANCEL_WHERE_PARK  0xffffffu /* parked; the key is its bucket */
 
 #define WEFT__TASK_LIVE     0x7765667475u /* the future is held by its owner */
 #define WEFT__TASK_RELEASED 0x6465616475u /* awaited or canceled */
@@ -41,6 +42,8 @@ enum {
     WEFT__TASK_INLINE = 1u << 1,   /* ran inline, lives in malloc'd memory */
     WEFT__TASK_MAIN = 1u << 2,     /* the loop's main task */
 };
+
+struct weft_group;
 
 struct __attribute__((aligned(64))) weft__task {
     weft__task *link; /* global queue, inbox, or a wait list */
@@ -52,6 +55,12 @@ struct __attribute__((aligned(64))) weft__task {
     void *result;
     uint32_t result_len;
     uint32_t flags;
+    uint64_t id; /* unique per loop: tells a reused stack's task from the old one */
+
+    /* Group members: linked under the group's bucket lock (group.c). */
+    struct weft_group *group;
+    weft__task *gprev, *gnext;
+    bool gcanceled; /* on the group's canceled list */
 
     _Atomic uintptr_t waiter;   /* WEFT__WAITER_* or a task pointer (| SELECT) */
     _Atomic uint64_t magic;     /* WEFT__TASK_LIVE / RELEASED: catches double release */
@@ -63,7 +72,26 @@ struct __attribute__((aligned(64))) weft__task {
     _Atomic long sel;
     long sel_registered;
     bool sel_early;
+#ifndef NDEBUG
+    _Atomic int dbg_queued; /* made runnable and not yet resumed */
+#endif
 };
+
+/* Debug builds check that a task is never made runnable twice before it
+   runs: the scheduler's worst failure, two threads on one stack. */
+#ifndef NDEBUG
+void weft__dbg_queued(weft__task *t);
+void weft__dbg_taken(weft__task *t, const char *from);
+#else
+static inline void weft__dbg_queued(weft__task *t)
+{
+    (void)t;
+}
+static inline void weft__dbg_taken(weft__task *t, const char *from)
+{
+    (void)t, (void)from;
+}
+#endif
 
 /* ---- workers -------------------------------------------------------------- */
 
@@ -88,6 +116,7 @@ struct __attribute__((aligned(64))) weft__worker {
     uint32_t rng;
     uint32_t tick;
     uint32_t fair;
+    uint64_t ids; /* task ids handed out here */
     bool spinning;
     bool idle_listed; /* guarded by sched->idle_lock */
     _Atomic bool woken_spinning;
@@ -181,6 +210,9 @@ void weft__sched_deinit(weft__sched *s);
 void weft__check_task_sizes(size_t ctx_len, size_t result_len);
 weft__task *weft__task_spawn(weft__sched *s, weft_task_fn *fn, const void *ctx, size_t ctx_len,
                              size_t result_len, uint32_t flags, int *err);
+/* As spawn, but not yet runnable: the caller passes it to weft__sched_ready. */
+weft__task *weft__task_create(weft__sched *s, weft_task_fn *fn, const void *ctx, size_t ctx_len,
+                              size_t result_len, uint32_t flags, int *err);
 /* Runs fn inline, in memory of its own (when no stack is to be had). */
 weft__task *weft__task_inline(weft__sched *s, weft_task_fn *fn, const void *ctx, size_t ctx_len,
                               size_t result_len, uint32_t flags);
@@ -197,6 +229,20 @@ void weft__task_report_unreleased(weft__sched *s);
    in operation key", or -ECANCELED if a cancel came first.  leave: undo. */
 int weft__cancel_enter(weft__task *t, unsigned where, void *key);
 void weft__cancel_leave(weft__task *t);
+/* The two halves of weft__task_request_cancel: mark sets "requested" and
+   says where the task is blocked (0: nowhere, or it was already
+   requested), with the key; interrupt acts on that. */
+unsigned weft__cancel_mark(weft__task *t, void **key);
+void weft__cancel_interrupt(weft__task *t, unsigned where, void *key);
+/* The event loop's io.vtable->wait. */
+int weft__task_wait(weft_waiter *w);
+
+/* Groups (group.c): the event loop's group entries, and a member's exit. */
+int weft__group_add(weft__sched *s, struct weft_group *g, weft_task_fn *fn, const void *ctx,
+                    size_t ctx_len, bool must);
+void weft__group_wait(weft__sched *s, struct weft_group *g);
+void weft__group_cancel(weft__sched *s, struct weft_group *g);
+void weft__group_leave(weft__task *t);
 static inline bool weft__cancel_is_requested(const weft__task *t)
 {
     return atomic_load_explicit(&t->cancel, memory_order_acquire) & WEFT__CANCEL_REQUESTED;

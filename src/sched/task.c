@@ -36,6 +36,8 @@
  */
 #include "sched.h"
 
+#include "park.h"
+
 #include <dlfcn.h>
 #include <errno.h>
 #include <sched.h>
@@ -76,8 +78,8 @@ static weft__worker *current_worker(const char *who)
 
 static void task_entry(weft__fiber *self, void *msg)
 {
-    weft__handoff_run(msg);
     weft__task *t = self->extra;
+    weft__handoff_run(msg);
     t->fn(t->sched->io, t->ctx, (t->flags & WEFT__TASK_DETACHED) ? NULL : t->result);
     weft__task_finish(t);
 }
@@ -106,6 +108,7 @@ static void task_setup(weft__task *t, weft__sched *s, weft_task_fn *fn, const vo
     t->result = (char *)t->ctx + round64(ctx_len);
     t->result_len = (uint32_t)result_len;
     t->flags = flags;
+    t->group = NULL;
     if (ctx_len)
         memcpy(t->ctx, ctx, ctx_len);
     atomic_init(&t->waiter, WEFT__WAITER_NONE);
@@ -115,10 +118,13 @@ static void task_setup(weft__task *t, weft__sched *s, weft_task_fn *fn, const vo
     atomic_init(&t->sel, 0);
     t->sel_registered = 0;
     t->sel_early = false;
+#ifndef NDEBUG
+    atomic_init(&t->dbg_queued, 0);
+#endif
 }
 
-weft__task *weft__task_spawn(weft__sched *s, weft_task_fn *fn, const void *ctx, size_t ctx_len,
-                             size_t result_len, uint32_t flags, int *err)
+weft__task *weft__task_create(weft__sched *s, weft_task_fn *fn, const void *ctx, size_t ctx_len,
+                              size_t result_len, uint32_t flags, int *err)
 {
     weft__check_task_sizes(ctx_len, result_len);
     weft__worker *w = current_worker("weft_async");
@@ -132,10 +138,19 @@ weft__task *weft__task_spawn(weft__sched *s, weft_task_fn *fn, const void *ctx, 
     weft__task *t = f->extra;
     task_setup(t, s, fn, ctx, ctx_len, result_len, flags);
     t->fiber = f;
+    t->id = ++w->ids * s->nworkers + w->index;
     f->extra = t;
     if (flags & WEFT__TASK_DETACHED)
         atomic_fetch_add_explicit(&s->detached, 1, memory_order_relaxed);
-    weft__sched_ready(w, t);
+    return t;
+}
+
+weft__task *weft__task_spawn(weft__sched *s, weft_task_fn *fn, const void *ctx, size_t ctx_len,
+                             size_t result_len, uint32_t flags, int *err)
+{
+    weft__task *t = weft__task_create(s, fn, ctx, ctx_len, result_len, flags, err);
+    if (t)
+        weft__sched_ready(weft__worker_current(), t);
     return t;
 }
 
@@ -200,6 +215,8 @@ void weft__task_finish(weft__task *t)
     weft__worker *w = weft__worker_current();
     struct weft__handoff h = {exit_publish, t, NULL};
     if (t->flags & WEFT__TASK_DETACHED) {
+        if (t->group)
+            weft__group_leave(t);
         h.fn = exit_detached;
     } else {
         uintptr_t reg = atomic_load_explicit(&t->waiter, memory_order_acquire);
@@ -289,21 +306,84 @@ void weft__cancel_leave(weft__task *t)
     atomic_fetch_and_explicit(&t->cancel, 0xffu, memory_order_acq_rel);
 }
 
-void weft__task_request_cancel(weft__task *t)
+unsigned weft__cancel_mark(weft__task *t, void **key)
 {
     uint32_t old =
         atomic_fetch_or_explicit(&t->cancel, WEFT__CANCEL_REQUESTED, memory_order_acq_rel);
     if (old & WEFT__CANCEL_REQUESTED)
-        return;
-    unsigned where = old >> WEFT__CANCEL_WHERE_SHIFT;
-    if (where == 0)
-        return; /* its next cancellation point sees the request */
+        return 0;
     /* The key is read after the RMW: if the task has moved on to another
        operation since, this one completed and the interruption finds
        nothing (and that operation's enter saw the request). */
-    void *key = atomic_load_explicit(&t->cancel_key, memory_order_relaxed);
-    weft__worker *w = current_worker("weft_cancel");
-    weft__ring_cancel(w, &t->sched->workers[where - 1], key);
+    *key = atomic_load_explicit(&t->cancel_key, memory_order_relaxed);
+    return old >> WEFT__CANCEL_WHERE_SHIFT;
+}
+
+void weft__cancel_interrupt(weft__task *t, unsigned where, void *key)
+{
+    if (where == 0)
+        return; /* its next cancellation point sees the request */
+    if (where == WEFT__CANCEL_WHERE_PARK)
+        weft__park_cancel(key, t, t->id);
+    else
+        weft__ring_cancel(current_worker("weft_cancel"), &t->sched->workers[where - 1], key);
+}
+
+void weft__task_request_cancel(weft__task *t)
+{
+    void *key = NULL;
+    unsigned where = weft__cancel_mark(t, &key);
+    weft__cancel_interrupt(t, where, key);
+}
+
+/* ---- waiting on mutexes, conditions, queues, groups ----------------------- */
+
+static void wake_fiber(weft_waiter *wt)
+{
+    weft__task *t = atomic_load_explicit(&wt->task, memory_order_relaxed);
+    weft__worker *w = weft__worker_current();
+    if (!w || w->sched != t->sched) {
+        fprintf(stderr, "weft: a task of an event loop was woken (by a mutex, condition, queue "
+                        "or group) from a thread that is not one of that loop's workers; "
+                        "this is not supported\n");
+        abort();
+    }
+    weft__sched_ready(w, t);
+}
+
+/* After the waiter's context is saved: asleep, unless a waker came first. */
+static void park_handoff(weft__worker *w, weft__task *prev, void *arg)
+{
+    weft_waiter *wt = arg;
+    uint32_t queued = WEFT__WAIT_QUEUED;
+    if (!atomic_compare_exchange_strong_explicit(&wt->state, &queued, WEFT__WAIT_FIBER,
+                                                 memory_order_acq_rel, memory_order_acquire))
+        weft__sched_ready(w, prev);
+}
+
+int weft__task_wait(weft_waiter *wt)
+{
+    weft__task *t = weft__worker_current() ? weft__task_current() : NULL;
+    if (!t) {
+        fprintf(stderr, "weft: waiting on a mutex, condition, queue or group with an event "
+                        "loop's Io from a thread that is not one of its workers\n");
+        abort();
+    }
+    atomic_store_explicit(&wt->task, t, memory_order_relaxed);
+    atomic_store_explicit(&wt->task_id, t->id, memory_order_relaxed);
+    wt->wake = wake_fiber;
+    bool cancelable = wt->cancelable;
+    if (cancelable &&
+        weft__cancel_enter(t, WEFT__CANCEL_WHERE_PARK, weft__park_bucket(wt->addr)) < 0) {
+        if (weft__park_withdraw(wt))
+            return -ECANCELED;
+        cancelable = false; /* a waker has taken it: its wake-up is coming */
+    }
+    if (atomic_load_explicit(&wt->state, memory_order_acquire) != WEFT__WAIT_WOKEN)
+        weft__sched_block(park_handoff, wt);
+    if (cancelable)
+        weft__cancel_leave(t);
+    return wt->result;
 }
 
 /* ---- select ----------------------------------------------------------------- */

@@ -1,0 +1,242 @@
+/*
+ * The parking lot.  Every object a task can wait on -- a mutex, a
+ * condition, a queue, a group -- keeps its waiters here, in a table of
+ * buckets keyed by the object's address, so the objects themselves stay
+ * one or two words and need no setup.  One table serves the whole process
+ * and every Io: a thread on the blocking Io and a fiber on an event loop
+ * can wait on the same mutex.
+ *
+ * A bucket is a short spinlock and a doubly linked FIFO of waiters, each on
+ * its waiting task's stack.  The objects decide under the bucket lock
+ * whether to wait (so a wake-up cannot slip between "check" and "queue")
+ * and wake waiters by taking them off the queue under the lock.
+ *
+ * Sleeping and waking: the waiter's `state` settles the race between its
+ * owner going to sleep and a waker, without holding the lock across a
+ * context switch.  The waker, having dequeued the waiter and set its
+ * result, exchanges state to WOKEN; the owner, once its context is saved
+ * (the event loop's handoff) or before futex_wait (a thread), CASes QUEUED
+ * to FIBER or THREAD.  Whoever comes second acts: a waker that finds FIBER
+ * makes the task runnable, one that finds THREAD wakes the futex; an owner
+ * whose CAS fails (already WOKEN) just goes on.  A waker never touches the
+ * waiter after the exchange except when it found FIBER, and then the task
+ * is not running and its stack is intact until it is made runnable.
+ *
+ * Cancel: a task blocked in a cancelable wait publishes WHERE_PARK and its
+ * bucket in its cancel word (task.c).  The canceler locks that bucket and
+ * looks for the waiter by task and task id -- never through a pointer to
+ * the waiter, which may be gone -- and if it is still queued, dequeues it
+ * with -ECANCELED.  Whoever dequeues a waiter decides its result, so a
+ * hand-off (a mutex, a queue element) and a cancel never both happen.
+ */
+#include "park.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define NBUCKETS 1024u
+
+struct __attribute__((aligned(64))) weft__bucket {
+    _Atomic uint32_t lock;
+    weft_waiter *head, *tail;
+};
+
+static weft__bucket table[NBUCKETS];
+
+weft__bucket *weft__park_bucket(const void *addr)
+{
+    uint64_t h = (uint64_t)(uintptr_t)addr * 0x9e3779b97f4a7c15u;
+    return &table[h >> (64 - 10)];
+}
+
+/* Held for a few dozen instructions at a time; a holder that lost its CPU
+   gets it back through sched_yield. */
+static void bucket_lock(weft__bucket *b)
+{
+    unsigned spins = 0;
+    while (atomic_exchange_explicit(&b->lock, 1, memory_order_acquire)) {
+        while (atomic_load_explicit(&b->lock, memory_order_relaxed)) {
+            if (++spins % 64 == 0)
+                sched_yield();
+            else
+                weft__cpu_relax();
+        }
+    }
+}
+
+weft__bucket *weft__park_lock(const void *addr)
+{
+    weft__bucket *b = weft__park_bucket(addr);
+    bucket_lock(b);
+    return b;
+}
+
+void weft__park_unlock(weft__bucket *b)
+{
+    atomic_store_explicit(&b->lock, 0, memory_order_release);
+}
+
+void weft__waiter_init(weft_waiter *w, const void *addr, uintptr_t kind, void *data,
+                       bool cancelable)
+{
+    w->next = w->prev = NULL;
+    w->addr = addr;
+    w->kind = kind;
+    w->data = data;
+    w->result = 0;
+    w->cancelable = cancelable;
+    w->on_cancel = NULL;
+    w->wake = NULL;
+    atomic_init(&w->task, NULL);
+    atomic_init(&w->task_id, 0);
+    atomic_init(&w->state, WEFT__WAIT_QUEUED);
+}
+
+void weft__park_enqueue(weft__bucket *b, weft_waiter *w)
+{
+    w->next = NULL;
+    w->prev = b->tail;
+    if (b->tail)
+        b->tail->next = w;
+    else
+        b->head = w;
+    b->tail = w;
+}
+
+weft_waiter *weft__park_first(weft__bucket *b, const void *addr)
+{
+    for (weft_waiter *w = b->head; w; w = w->next)
+        if (w->addr == addr)
+            return w;
+    return NULL;
+}
+
+bool weft__park_remove(weft__bucket *b, weft_waiter *w)
+{
+    bool more = false;
+    for (weft_waiter *x = w->next; x; x = x->next)
+        if (x->addr == w->addr) {
+            more = true;
+            break;
+        }
+    if (!more)
+        for (weft_waiter *x = w->prev; x; x = x->prev)
+            if (x->addr == w->addr) {
+                more = true;
+                break;
+            }
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        b->head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        b->tail = w->prev;
+    w->next = w->prev = NULL;
+    return more;
+}
+
+weft_waiter *weft__park_remove_all(weft__bucket *b, const void *addr)
+{
+    weft_waiter *first = NULL, *last = NULL;
+    for (weft_waiter *w = b->head, *next; w; w = next) {
+        next = w->next;
+        if (w->addr != addr)
+            continue;
+        weft__park_remove(b, w);
+        if (last)
+            last->next = w;
+        else
+            first = w;
+        last = w;
+    }
+    return first;
+}
+
+static long futex(_Atomic uint32_t *addr, int op, uint32_t val)
+{
+    return syscall(SYS_futex, (uint32_t *)addr, op, val, NULL, NULL, 0);
+}
+
+void weft__waiter_wake(weft_waiter *w)
+{
+    uint32_t old = atomic_exchange_explicit(&w->state, WEFT__WAIT_WOKEN, memory_order_acq_rel);
+    if (old == WEFT__WAIT_FIBER)
+        w->wake(w);
+    else if (old == WEFT__WAIT_THREAD)
+        /* The address only: the thread may already be gone from it. */
+        futex(&w->state, FUTEX_WAKE_PRIVATE, 1);
+}
+
+void weft__waiter_wake_list(weft_waiter *list, int result)
+{
+    while (list) {
+        weft_waiter *next = list->next;
+        list->result = result;
+        weft__waiter_wake(list);
+        list = next;
+    }
+}
+
+bool weft__park_withdraw(weft_waiter *w)
+{
+    weft__bucket *b = weft__park_lock(w->addr);
+    bool queued = false;
+    for (weft_waiter *x = b->head; x; x = x->next)
+        if (x == w) {
+            queued = true;
+            break;
+        }
+    if (queued) {
+        bool more = weft__park_remove(b, w);
+        if (w->on_cancel)
+            w->on_cancel(w, !more);
+        w->result = -ECANCELED;
+    }
+    weft__park_unlock(b);
+    return queued;
+}
+
+void weft__park_cancel(weft__bucket *b, const void *task, uint64_t task_id)
+{
+    bucket_lock(b);
+    weft_waiter *w = b->head;
+    while (w && !(w->cancelable && atomic_load_explicit(&w->task, memory_order_relaxed) == task &&
+                  atomic_load_explicit(&w->task_id, memory_order_relaxed) == task_id))
+        w = w->next;
+    if (w) {
+        bool more = weft__park_remove(b, w);
+        if (w->on_cancel)
+            w->on_cancel(w, !more);
+        w->result = -ECANCELED;
+    }
+    weft__park_unlock(b);
+    if (w)
+        weft__waiter_wake(w);
+}
+
+int weft__park_wait_thread(weft_waiter *w)
+{
+    uint32_t queued = WEFT__WAIT_QUEUED;
+    if (atomic_compare_exchange_strong_explicit(&w->state, &queued, WEFT__WAIT_THREAD,
+                                                memory_order_acq_rel, memory_order_acquire))
+        while (atomic_load_explicit(&w->state, memory_order_acquire) == WEFT__WAIT_THREAD)
+            futex(&w->state, FUTEX_WAIT_PRIVATE, WEFT__WAIT_THREAD);
+    return w->result;
+}
+
+size_t weft__park_count(const void *addr)
+{
+    weft__bucket *b = weft__park_lock(addr);
+    size_t n = 0;
+    for (weft_waiter *w = b->head; w; w = w->next)
+        n += w->addr == addr;
+    weft__park_unlock(b);
+    return n;
+}

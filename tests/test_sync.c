@@ -1,0 +1,940 @@
+/*
+ * Groups, mutexes, conditions and queues (<weft/sync.h>), run against the
+ * event loop with 1, 2 and 4 workers and against the blocking Io.  Tests
+ * that need tasks to wait for each other skip on the blocking Io, which
+ * runs every task inline; the blocking Io's own waiting (threads on a
+ * futex) is tested with pthreads at the end.
+ */
+#include "contract.h"
+
+#include "sched/park.h"
+#include "sched/sched.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#define HOUR (3600LL * 1000000000LL)
+
+/* Lets other tasks run until cond holds.  Not a sleep: every pass checks. */
+#define YIELD_UNTIL(io, cond)                                                                      \
+    do {                                                                                           \
+        while (!(cond))                                                                            \
+            weft_yield(io);                                                                        \
+    } while (0)
+
+static bool cancel_was_requested(weft_future *f)
+{
+    return atomic_load(&((weft__task *)f)->cancel) & WEFT__CANCEL_REQUESTED;
+}
+
+/* ---- mutex ------------------------------------------------------------------ */
+
+struct counter {
+    weft_mutex m;
+    long value;
+    long per_task;
+    void *owner;
+};
+
+static void increment_many(weft_io io, void *ctx, void *result)
+{
+    (void)result;
+    struct counter *c = *(struct counter **)ctx;
+    for (long i = 0; i < c->per_task; i++) {
+        cr_assert_eq(weft_mutex_lock(io, &c->m), 0);
+        void *prev = __atomic_exchange_n(&c->owner, weft__task_current(), __ATOMIC_RELAXED);
+        cr_assert_null(prev, "two tasks hold the mutex at once");
+        cr_assert(c->m.state_ & WEFT_MUTEX_LOCKED_);
+        long v = c->value;
+        /* Now and then give the mutex away while holding it, so that
+           others queue on it even on one worker. */
+        if (i % 64 == 0)
+            weft_yield(io);
+        c->value = v + 1;
+        __atomic_store_n(&c->owner, NULL, __ATOMIC_RELAXED);
+        weft_mutex_unlock(io, &c->m);
+    }
+}
+
+CONTRACT(mutex, ten_thousand_tasks_increment_exactly, 240)
+{
+    (void)im;
+    static struct counter c;
+    c = (struct counter){WEFT_MUTEX_INIT, 0, 1000, NULL};
+    long tasks = (long)test_scaled(10000);
+    struct counter *p = &c;
+    weft_group g = WEFT_GROUP_INIT;
+    for (long i = 0; i < tasks; i++)
+        weft_group_async(io, &g, increment_many, &p, sizeof p);
+    weft_group_wait(io, &g);
+    weft_group_deinit(&g);
+    cr_assert_eq(c.value, tasks * c.per_task);
+    cr_assert_eq(c.m.state_, 0u, "the mutex is left unlocked with nobody parked");
+}
+
+CONTRACT(mutex, trylock_takes_only_a_free_mutex, 30)
+{
+    (void)im;
+    weft_mutex m = WEFT_MUTEX_INIT;
+    cr_assert(weft_mutex_trylock(&m));
+    cr_assert_not(weft_mutex_trylock(&m));
+    weft_mutex_unlock(io, &m);
+    cr_assert(weft_mutex_trylock(&m));
+    weft_mutex_unlock(io, &m);
+    cr_assert_eq(weft_mutex_lock(io, &m), 0);
+    weft_mutex_unlock(io, &m);
+}
+
+struct lock_ctx {
+    weft_mutex *m;
+    atomic_int *state; /* 1 waiting, 2 got it */
+    bool uncancelable;
+};
+
+static void lock_and_report(weft_io io, void *ctx, void *result)
+{
+    struct lock_ctx *c = ctx;
+    atomic_store(c->state, 1);
+    int rc = 0;
+    if (c->uncancelable)
+        weft_mutex_lock_uncancelable(io, c->m);
+    else
+        rc = weft_mutex_lock(io, c->m);
+    if (rc == 0) {
+        atomic_store(c->state, 2);
+        weft_mutex_unlock(io, c->m);
+    }
+    *(int *)result = rc;
+}
+
+CONTRACT(mutex, cancel_interrupts_a_task_waiting_for_the_lock, 30)
+{
+    NEEDS_CONCURRENCY(im);
+    weft_mutex m = WEFT_MUTEX_INIT;
+    atomic_int state = 0;
+    weft_mutex_lock_uncancelable(io, &m);
+    struct lock_ctx c = {&m, &state, false};
+    weft_future *f = weft_async(io, lock_and_report, &c, sizeof c, sizeof(int));
+    YIELD_UNTIL(io, weft__park_count(&m) == 1);
+    int rc = 0;
+    weft_cancel(io, f, &rc);
+    cr_assert_eq(rc, -ECANCELED);
+    cr_assert_eq(atomic_load(&state), 1, "the canceled task never held the mutex");
+    cr_assert_eq(weft__park_count(&m), 0u);
+    cr_assert_eq(m.state_, WEFT_MUTEX_LOCKED_, "still ours, and nobody parked");
+    weft_mutex_unlock(io, &m);
+    cr_assert(weft_mutex_trylock(&m));
+    weft_mutex_unlock(io, &m);
+}
+
+struct cancel_ctx {
+    weft_future *f;
+};
+
+static void cancel_it(weft_io io, void *ctx, void *result)
+{
+    struct cancel_ctx *c = ctx;
+    weft_cancel(io, c->f, result);
+}
+
+CONTRACT(mutex, an_uncancelable_lock_waits_through_a_cancel, 30)
+{
+    NEEDS_CONCURRENCY(im);
+    weft_mutex m = WEFT_MUTEX_INIT;
+    atomic_int state = 0;
+    weft_mutex_lock_uncancelable(io, &m);
+    struct lock_ctx c = {&m, &state, true};
+    weft_future *f = weft_async(io, lock_and_report, &c, sizeof c, sizeof(int));
+    YIELD_UNTIL(io, weft__park_count(&m) == 1);
+    struct cancel_ctx cc = {f};
+    weft_future *canceler = weft_async(io, cancel_it, &cc, sizeof cc, sizeof(int));
+    YIELD_UNTIL(io, cancel_was_requested(f));
+    cr_assert_eq(weft__park_count(&m), 1u, "still waiting for the lock");
+    weft_mutex_unlock(io, &m);
+    int rc = -1;
+    weft_await(io, canceler, &rc);
+    cr_assert_eq(rc, 0);
+    cr_assert_eq(atomic_load(&state), 2);
+}
+
+CONTRACT(mutex, a_canceled_task_still_takes_a_free_mutex, 30)
+{
+    NEEDS_CONCURRENCY(im);
+    weft_mutex m = WEFT_MUTEX_INIT;
+    atomic_int state = 0;
+    struct lock_ctx c = {&m, &state, false};
+    weft_mutex_lock_uncancelable(io, &m);
+    weft_future *f = weft_async(io, lock_and_report, &c, sizeof c, sizeof(int));
+    /* Canceled before it ever waits: the free mutex is still taken. */
+    struct cancel_ctx cc = {f};
+    weft_mutex_unlock(io, &m);
+    int rc = -1;
+    cancel_it(io, &cc, &rc);
+    cr_assert(rc == 0 || rc == -ECANCELED);
+    if (rc == 0)
+        cr_assert_eq(atomic_load(&state), 2);
+    cr_assert_eq(m.state_, 0u);
+}
+
+/* Starvation: hogs take the mutex over and over, yielding while they hold
+   it so that everyone queues.  The victim, once queued, is served after at
+   most the tasks queued ahead of it (FIFO hand-off). */
+struct starve {
+    weft_mutex m;
+    atomic_long acquisitions;
+    atomic_int victim_done;
+};
+
+static void hog(weft_io io, void *ctx, void *result)
+{
+    (void)result;
+    struct starve *s = *(struct starve **)ctx;
+    while (!atomic_load(&s->victim_done)) {
+        weft_mutex_lock_uncancelable(io, &s->m);
+        atomic_fetch_add(&s->acquisitions, 1);
+        weft_yield(io);
+        weft_mutex_unlock(io, &s->m);
+    }
+}
+
+#define HOGS 6
+
+CONTRACT(mutex, a_waiter_is_not_starved_by_tasks_that_come_back_for_more, 60)
+{
+    NEEDS_CONCURRENCY(im);
+    static struct starve s;
+    s = (struct starve){WEFT_MUTEX_INIT, 0, 0};
+    struct starve *p = &s;
+    weft_group g = WEFT_GROUP_INIT;
+    for (int i = 0; i < HOGS; i++)
+        weft_group_async(io, &g, hog, &p, sizeof p);
+    for (int round = 0; round < 50; round++) {
+        YIELD_UNTIL(io, weft__park_count(&s.m) >= HOGS - 1);
+        long before = atomic_load(&s.acquisitions);
+        weft_mutex_lock_uncancelable(io, &s.m);
+        long overtaken = atomic_load(&s.acquisitions) - before;
+        weft_mutex_unlock(io, &s.m);
+        /* The holder, the hogs queued ahead, and any that took the mutex
+           while this task was on its way to the queue. */
+        cr_assert_leq(overtaken, 2 * HOGS + 1, "round %d: waited through %ld acquisitions",
+                      round, overtaken);
+    }
+    atomic_store(&s.victim_done, 1);
+    weft_group_wait(io, &g);
+}
+
+static void unlock_unlocked_child(void *arg)
+{
+    (void)arg;
+    weft_mutex m = WEFT_MUTEX_INIT;
+    weft_mutex_unlock(weft_blocking_io(), &m);
+}
+
+Test(mutex, unlocking_an_unlocked_mutex_aborts_with_a_message, .timeout = 30)
+{
+    char out[4096];
+    int st = test_run_child(unlock_unlocked_child, NULL, out, sizeof out);
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "status %#x", st);
+    cr_assert(strstr(out, "weft_mutex_unlock") && strstr(out, "not locked"), "stderr: %s", out);
+}
+
+/* ---- condition -------------------------------------------------------------- */
+
+struct tokens {
+    weft_mutex m;
+    weft_cond c;
+    int tokens;
+    atomic_int waiting, woken, returns;
+};
+
+/* Waits for a token; counts its wake-ups. */
+static void take_token(weft_io io, void *ctx, void *result)
+{
+    struct tokens *t = *(struct tokens **)ctx;
+    int rc = 0;
+    weft_mutex_lock_uncancelable(io, &t->m);
+    atomic_fetch_add(&t->waiting, 1);
+    while (t->tokens == 0 && rc == 0) {
+        rc = weft_cond_wait(io, &t->c, &t->m);
+        atomic_fetch_add(&t->returns, 1);
+        cr_assert(t->m.state_ & WEFT_MUTEX_LOCKED_, "the mutex is held again on return");
+    }
+    if (rc == 0) {
+        t->tokens--;
+        atomic_fetch_add(&t->woken, 1);
+    }
+    weft_mutex_unlock(io, &t->m);
+    if (result)
+        *(int *)result = rc;
+}
+
+#define WAITERS 16
+
+CONTRACT(cond, signal_wakes_one_and_broadcast_wakes_every_waiter, 60)
+{
+    NEEDS_CONCURRENCY(im);
+    static struct tokens t;
+    t = (struct tokens){WEFT_MUTEX_INIT, WEFT_COND_INIT, 0, 0, 0, 0};
+    struct tokens *p = &t;
+    weft_group g = WEFT_GROUP_INIT;
+    for (int i = 0; i < WAITERS; i++)
+        weft_group_async(io, &g, take_token, &p, sizeof p);
+    YIELD_UNTIL(io, weft__park_count(&t.c) == WAITERS);
+
+    weft_mutex_lock_uncancelable(io, &t.m);
+    t.tokens = 1;
+    weft_cond_signal(io, &t.c);
+    weft_mutex_unlock(io, &t.m);
+    YIELD_UNTIL(io, atomic_load(&t.woken) == 1);
+    cr_assert_eq(atomic_load(&t.returns), 1, "one signal, one wake-up");
+    cr_assert_eq(weft__park_count(&t.c), (size_t)WAITERS - 1);
+
+    weft_mutex_lock_uncancelable(io, &t.m);
+    t.tokens = WAITERS - 1;
+    weft_cond_broadcast(io, &t.c);
+    weft_mutex_unlock(io, &t.m);
+    weft_group_wait(io, &g);
+    cr_assert_eq(atomic_load(&t.woken), WAITERS);
+    cr_assert_eq(atomic_load(&t.returns), WAITERS);
+    cr_assert_eq(weft__park_count(&t.c), 0u);
+    cr_assert_eq(t.c.waiters_, 0u);
+}
+
+CONTRACT(cond, signal_and_broadcast_without_waiters_do_nothing, 30)
+{
+    (void)im;
+    weft_cond c = WEFT_COND_INIT;
+    weft_cond_signal(io, &c);
+    weft_cond_broadcast(io, &c);
+    cr_assert_eq(c.waiters_, 0u);
+}
+
+CONTRACT(cond, cancel_interrupts_a_wait_and_the_mutex_is_held_again, 30)
+{
+    NEEDS_CONCURRENCY(im);
+    static struct tokens t;
+    t = (struct tokens){WEFT_MUTEX_INIT, WEFT_COND_INIT, 0, 0, 0, 0};
+    struct tokens *p = &t;
+    weft_future *f = weft_async(io, take_token, &p, sizeof p, sizeof(int));
+    YIELD_UNTIL(io, weft__park_count(&t.c) == 1);
+    /* Hold the mutex across the cancel: the waiter must get it back before
+       it returns, so it can only finish after this unlock. */
+    weft_mutex_lock_uncancelable(io, &t.m);
+    struct cancel_ctx cc = {f};
+    weft_future *canceler = weft_async(io, cancel_it, &cc, sizeof cc, sizeof(int));
+    YIELD_UNTIL(io, weft__park_count(&t.c) == 0 && weft__park_count(&t.m) == 1);
+    weft_mutex_unlock(io, &t.m);
+    int rc = 0;
+    weft_await(io, canceler, &rc);
+    cr_assert_eq(rc, -ECANCELED);
+    cr_assert_eq(atomic_load(&t.woken), 0);
+    cr_assert_eq(t.c.waiters_, 0u);
+    cr_assert_eq(t.m.state_, 0u);
+}
+
+/* ---- queue ------------------------------------------------------------------ */
+
+CONTRACT(queue, create_checks_its_arguments, 30)
+{
+    (void)im, (void)io;
+    weft_queue *q;
+    cr_assert_eq(weft_queue_create(&q, 0, 4), -EINVAL);
+    cr_assert_eq(weft_queue_create(&q, SIZE_MAX / 2, 4), -EINVAL);
+    cr_assert_eq(weft_queue_create(&q, 8, 4), 0);
+    weft_queue_destroy(q);
+    weft_queue_destroy(NULL);
+}
+
+CONTRACT(queue, elements_come_out_in_order_then_close_drains_and_fails, 30)
+{
+    (void)im;
+    weft_queue *q;
+    cr_assert_eq(weft_queue_create(&q, sizeof(long), 8), 0);
+    for (long i = 0; i < 8; i++)
+        cr_assert_eq(weft_queue_put(io, q, &i), 0);
+    long v;
+    for (long i = 0; i < 5; i++) {
+        cr_assert_eq(weft_queue_get(io, q, &v), 0);
+        cr_assert_eq(v, i);
+    }
+    for (long i = 8; i < 13; i++) /* wraps around */
+        cr_assert_eq(weft_queue_put(io, q, &i), 0);
+    weft_queue_close(io, q);
+    weft_queue_close(io, q);
+    long x = 99;
+    cr_assert_eq(weft_queue_put(io, q, &x), -EPIPE);
+    for (long i = 5; i < 13; i++) {
+        cr_assert_eq(weft_queue_get(io, q, &v), 0);
+        cr_assert_eq(v, i);
+    }
+    cr_assert_eq(weft_queue_get(io, q, &v), -EPIPE);
+    weft_queue_destroy(q);
+}
+
+struct qop {
+    weft_queue *q;
+    long value;
+    atomic_int *started;
+};
+
+static void put_one(weft_io io, void *ctx, void *result)
+{
+    struct qop *o = ctx;
+    if (o->started)
+        atomic_fetch_add(o->started, 1);
+    *(int *)result = weft_queue_put(io, o->q, &o->value);
+}
+
+struct get_result {
+    int rc;
+    long value;
+};
+
+static void get_one(weft_io io, void *ctx, void *result)
+{
+    struct qop *o = ctx;
+    struct get_result *r = result;
+    r->value = -1;
+    r->rc = weft_queue_get(io, o->q, &r->value);
+}
+
+CONTRACT(queue, close_wakes_blocked_getters_and_putters_with_epipe, 30)
+{
+    NEEDS_CONCURRENCY(im);
+    weft_queue *q;
+    cr_assert_eq(weft_queue_create(&q, sizeof(long), 1), 0);
+    struct qop o = {q, 0, NULL};
+    weft_future *g[3];
+    for (int i = 0; i < 3; i++)
+        g[i] = weft_async(io, get_one, &o, sizeof o, sizeof(struct get_result));
+    YIELD_UNTIL(io, weft__park_count(q) == 3);
+    weft_queue_close(io, q);
+    for (int i = 0; i < 3; i++) {
+        struct get_result r;
+        weft_await(io, g[i], &r);
+        cr_assert_eq(r.rc, -EPIPE);
+    }
+    weft_queue_destroy(q);
+
+    cr_assert_eq(weft_queue_create(&q, sizeof(long), 1), 0);
+    long one = 1;
+    cr_assert_eq(weft_queue_put(io, q, &one), 0);
+    o.q = q;
+    o.value = 2;
+    weft_future *p[2];
+    for (int i = 0; i < 2; i++)
+        p[i] = weft_async(io, put_one, &o, sizeof o, sizeof(int));
+    YIELD_UNTIL(io, weft__park_count(q) == 2);
+    weft_queue_close(io, q);
+    for (int i = 0; i < 2; i++) {
+        int rc = 0;
+        weft_await(io, p[i], &rc);
+        cr_assert_eq(rc, -EPIPE);
+    }
+    long v;
+    cr_assert_eq(weft_queue_get(io, q, &v), 0);
+    cr_assert_eq(v, 1, "what was queued before the close is still delivered");
+    cr_assert_eq(weft_queue_get(io, q, &v), -EPIPE);
+    weft_queue_destroy(q);
+}
+
+CONTRACT(queue, cancel_of_a_blocked_put_or_get_moves_nothing, 30)
+{
+    NEEDS_CONCURRENCY(im);
+    weft_queue *q;
+    cr_assert_eq(weft_queue_create(&q, sizeof(long), 2), 0);
+    /* A getter on an empty queue, canceled: a later element is not lost. */
+    struct qop o = {q, 0, NULL};
+    weft_future *g = weft_async(io, get_one, &o, sizeof o, sizeof(struct get_result));
+    YIELD_UNTIL(io, weft__park_count(q) == 1);
+    struct get_result r;
+    weft_cancel(io, g, &r);
+    cr_assert_eq(r.rc, -ECANCELED);
+    long v = 7;
+    cr_assert_eq(weft_queue_put(io, q, &v), 0);
+    v = 8;
+    cr_assert_eq(weft_queue_put(io, q, &v), 0);
+    /* A putter on a full queue, canceled: its element never appears. */
+    o.value = 9;
+    weft_future *p = weft_async(io, put_one, &o, sizeof o, sizeof(int));
+    YIELD_UNTIL(io, weft__park_count(q) == 1);
+    int rc = 0;
+    weft_cancel(io, p, &rc);
+    cr_assert_eq(rc, -ECANCELED);
+    weft_queue_close(io, q);
+    cr_assert_eq(weft_queue_get(io, q, &v), 0);
+    cr_assert_eq(v, 7);
+    cr_assert_eq(weft_queue_get(io, q, &v), 0);
+    cr_assert_eq(v, 8);
+    cr_assert_eq(weft_queue_get(io, q, &v), -EPIPE);
+    weft_queue_destroy(q);
+}
+
+CONTRACT(queue, capacity_zero_hands_each_element_from_putter_to_getter, 30)
+{
+    NEEDS_CONCURRENCY(im);
+    weft_queue *q;
+    cr_assert_eq(weft_queue_create(&q, sizeof(long), 0), 0);
+    struct qop o = {q, 41, NULL};
+    weft_future *p = weft_async(io, put_one, &o, sizeof o, sizeof(int));
+    long v = 0;
+    cr_assert_eq(weft_queue_get(io, q, &v), 0);
+    cr_assert_eq(v, 41);
+    int rc = -1;
+    weft_await(io, p, &rc);
+    cr_assert_eq(rc, 0);
+    weft_future *g = weft_async(io, get_one, &o, sizeof o, sizeof(struct get_result));
+    v = 42;
+    cr_assert_eq(weft_queue_put(io, q, &v), 0);
+    struct get_result r;
+    weft_await(io, g, &r);
+    cr_assert_eq(r.rc, 0);
+    cr_assert_eq(r.value, 42);
+    weft_queue_destroy(q);
+}
+
+/* 8 producers and 8 consumers through a queue of 64: every element arrives
+   exactly once, and each consumer sees each producer's elements in order. */
+#define PRODUCERS 8
+#define CONSUMERS 8
+
+struct mpmc {
+    weft_queue *q;
+    long per_producer;
+    atomic_uchar *seen; /* PRODUCERS * per_producer */
+    atomic_long received;
+    atomic_int out_of_order, duplicates;
+};
+
+struct mpmc_ctx {
+    struct mpmc *m;
+    long id;
+};
+
+static void producer(weft_io io, void *ctx, void *result)
+{
+    (void)result;
+    struct mpmc_ctx *c = ctx;
+    for (long i = 0; i < c->m->per_producer; i++) {
+        long e = c->id * c->m->per_producer + i;
+        cr_assert_eq(weft_queue_put(io, c->m->q, &e), 0);
+    }
+}
+
+static void consumer(weft_io io, void *ctx, void *result)
+{
+    (void)result;
+    struct mpmc_ctx *c = ctx;
+    struct mpmc *m = c->m;
+    long last[PRODUCERS];
+    for (int i = 0; i < PRODUCERS; i++)
+        last[i] = -1;
+    long e, n = 0;
+    int rc;
+    while ((rc = weft_queue_get(io, m->q, &e)) == 0) {
+        long from = e / m->per_producer, seq = e % m->per_producer;
+        if (seq <= last[from])
+            atomic_fetch_add(&m->out_of_order, 1);
+        last[from] = seq;
+        if (atomic_exchange(&m->seen[e], 1))
+            atomic_fetch_add(&m->duplicates, 1);
+        n++;
+    }
+    cr_assert_eq(rc, -EPIPE);
+    atomic_fetch_add(&m->received, n);
+}
+
+CONTRACT(queue, eight_producers_eight_consumers_ten_million_elements, 600)
+{
+    NEEDS_CONCURRENCY(im);
+    static struct mpmc m;
+    long total = (long)test_scaled(10000000);
+    m.per_producer = total / PRODUCERS;
+    total = m.per_producer * PRODUCERS;
+    m.seen = calloc((size_t)total, 1);
+    cr_assert(m.seen);
+    atomic_store(&m.received, 0);
+    atomic_store(&m.out_of_order, 0);
+    atomic_store(&m.duplicates, 0);
+    cr_assert_eq(weft_queue_create(&m.q, sizeof(long), 64), 0);
+    weft_group producers = WEFT_GROUP_INIT, consumers = WEFT_GROUP_INIT;
+    for (long i = 0; i < CONSUMERS; i++) {
+        struct mpmc_ctx c = {&m, i};
+        weft_group_async(io, &consumers, consumer, &c, sizeof c);
+    }
+    for (long i = 0; i < PRODUCERS; i++) {
+        struct mpmc_ctx c = {&m, i};
+        weft_group_async(io, &producers, producer, &c, sizeof c);
+    }
+    weft_group_wait(io, &producers);
+    weft_queue_close(io, m.q);
+    weft_group_wait(io, &consumers);
+    cr_assert_eq(atomic_load(&m.received), total);
+    cr_assert_eq(atomic_load(&m.duplicates), 0);
+    cr_assert_eq(atomic_load(&m.out_of_order), 0);
+    for (long i = 0; i < total; i++)
+        if (!m.seen[i])
+            cr_assert_fail("element %ld never arrived", i);
+    weft_queue_destroy(m.q);
+    free(m.seen);
+}
+
+/* Producers and consumers canceled at random while they wait: every
+   element whose put returned 0 is got exactly once, by a consumer or by
+   the final drain, and no other element appears. */
+struct chaos {
+    weft_queue *q;
+    atomic_uchar *put_ok, *got;
+    long per_producer;
+};
+
+struct chaos_ctx {
+    struct chaos *ch;
+    long id;
+};
+
+static void chaos_producer(weft_io io, void *ctx, void *result)
+{
+    (void)result;
+    struct chaos_ctx *c = ctx;
+    for (long i = 0; i < c->ch->per_producer; i++) {
+        long e = c->id * c->ch->per_producer + i;
+        int rc = weft_queue_put(io, c->ch->q, &e);
+        if (rc < 0) {
+            cr_assert(rc == -ECANCELED || rc == -EPIPE, "put: %d", rc);
+            return;
+        }
+        atomic_store(&c->ch->put_ok[e], 1);
+    }
+}
+
+static void chaos_consumer(weft_io io, void *ctx, void *result)
+{
+    (void)result;
+    struct chaos_ctx *c = ctx;
+    long e;
+    int rc;
+    while ((rc = weft_queue_get(io, c->ch->q, &e)) == 0)
+        cr_assert_eq(atomic_exchange(&c->ch->got[e], 1), 0, "element %ld got twice", e);
+    cr_assert(rc == -ECANCELED || rc == -EPIPE, "get: %d", rc);
+}
+
+CONTRACT(queue, canceled_puts_and_gets_lose_and_duplicate_nothing, 120)
+{
+    NEEDS_CONCURRENCY(im);
+    enum { P = 6, C = 6, ROUNDS = 20 };
+    static struct chaos ch;
+    ch.per_producer = (long)test_scaled(20000);
+    long total = ch.per_producer * P;
+    ch.put_ok = calloc((size_t)total, 1);
+    ch.got = calloc((size_t)total, 1);
+    cr_assert(ch.put_ok && ch.got);
+    cr_assert_eq(weft_queue_create(&ch.q, sizeof(long), 4), 0);
+    weft_future *prod[P], *cons[C];
+    for (long i = 0; i < P; i++) {
+        struct chaos_ctx c = {&ch, i};
+        prod[i] = weft_async(io, chaos_producer, &c, sizeof c, 0);
+    }
+    for (long i = 0; i < C; i++) {
+        struct chaos_ctx c = {&ch, i};
+        cons[i] = weft_async(io, chaos_consumer, &c, sizeof c, 0);
+    }
+    /* Cancel and restart consumers while the producers run, then cancel
+       the producers too. */
+    uint32_t rng = 12345;
+    for (int r = 0; r < ROUNDS; r++) {
+        for (int k = 0; k < 50; k++)
+            weft_yield(io);
+        rng = rng * 1103515245u + 12345u;
+        int i = (int)((rng >> 16) % C);
+        weft_cancel(io, cons[i], NULL);
+        struct chaos_ctx c = {&ch, i};
+        cons[i] = weft_async(io, chaos_consumer, &c, sizeof c, 0);
+    }
+    for (int i = 0; i < P; i++)
+        weft_cancel(io, prod[i], NULL);
+    weft_queue_close(io, ch.q);
+    for (int i = 0; i < C; i++)
+        weft_await(io, cons[i], NULL);
+    long e;
+    while (weft_queue_get(io, ch.q, &e) == 0)
+        cr_assert_eq(atomic_exchange(&ch.got[e], 1), 0, "element %ld got twice", e);
+    for (long i = 0; i < total; i++)
+        cr_assert_eq(ch.got[i], ch.put_ok[i], "element %ld: put %d, got %d", i, ch.put_ok[i],
+                     ch.got[i]);
+    weft_queue_destroy(ch.q);
+    free(ch.put_ok);
+    free(ch.got);
+}
+
+static void destroy_with_waiter_child(void *arg)
+{
+    (void)arg;
+    weft_event_loop *el;
+    weft_event_loop_options o = {.threads = 1};
+    if (weft_event_loop_init(&el, &o) != 0)
+        _exit(3);
+    weft_io io = weft_event_loop_io(el);
+    weft_queue *q;
+    weft_queue_create(&q, sizeof(long), 1);
+    struct qop op = {q, 0, NULL};
+    weft_future *g = weft_async(io, get_one, &op, sizeof op, sizeof(struct get_result));
+    YIELD_UNTIL(io, weft__park_count(q) == 1);
+    weft_queue_destroy(q);
+    weft_await(io, g, NULL);
+}
+
+Test(queue, destroying_a_queue_with_waiters_aborts_with_a_message, .timeout = 30)
+{
+    weft_event_loop_deinit(test_loop_start(1));
+    char out[4096];
+    int st = test_run_child(destroy_with_waiter_child, NULL, out, sizeof out);
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "status %#x, stderr: %s", st, out);
+    cr_assert(strstr(out, "weft_queue_destroy") && strstr(out, "still waiting"), "stderr: %s",
+              out);
+}
+
+/* ---- group ------------------------------------------------------------------ */
+
+struct tree {
+    weft_group *g;
+    atomic_long *count;
+    int depth;
+};
+
+/* Adds two children to its own group, down to depth 0. */
+static void tree_node(weft_io io, void *ctx, void *result)
+{
+    (void)result;
+    struct tree *t = ctx;
+    atomic_fetch_add(t->count, 1);
+    if (t->depth == 0)
+        return;
+    struct tree child = {t->g, t->count, t->depth - 1};
+    weft_group_async(io, t->g, tree_node, &child, sizeof child);
+    weft_group_async(io, t->g, tree_node, &child, sizeof child);
+}
+
+CONTRACT(group, wait_returns_after_every_member_including_ones_members_added, 60)
+{
+    (void)im;
+    weft_group g = WEFT_GROUP_INIT;
+    atomic_long count = 0;
+    struct tree root = {&g, &count, 12};
+    weft_group_async(io, &g, tree_node, &root, sizeof root);
+    weft_group_wait(io, &g);
+    cr_assert_eq(atomic_load(&count), (1L << 13) - 1);
+    weft_group_deinit(&g);
+    /* Reusable, and waiting on an empty group returns at once. */
+    weft_group_wait(io, &g);
+    weft_group_cancel(io, &g);
+    atomic_store(&count, 0);
+    root.depth = 3;
+    weft_group_async(io, &g, tree_node, &root, sizeof root);
+    weft_group_wait(io, &g);
+    cr_assert_eq(atomic_load(&count), 15);
+}
+
+CONTRACT(group, concurrent_members_run_or_the_call_fails, 30)
+{
+    weft_group g = WEFT_GROUP_INIT;
+    atomic_long count = 0;
+    struct tree root = {&g, &count, 0};
+    int rc = weft_group_concurrent(io, &g, tree_node, &root, sizeof root);
+    if (!im->threads) {
+        cr_assert_eq(rc, -EOPNOTSUPP);
+        cr_assert_eq(atomic_load(&count), 0);
+        return;
+    }
+    cr_assert_eq(rc, 0);
+    weft_group_wait(io, &g);
+    cr_assert_eq(atomic_load(&count), 1);
+}
+
+/* A member that blocks (sleep, queue, mutex, condition) and adds a nested
+   member that does the same; each counts how it ended. */
+struct blocker {
+    weft_group *g;
+    weft_queue *q;
+    weft_mutex *m;
+    weft_cond *c;
+    atomic_long *started, *canceled;
+    int depth;
+};
+
+static void blocker(weft_io io, void *ctx, void *result)
+{
+    (void)result;
+    struct blocker *b = ctx;
+    atomic_fetch_add(b->started, 1);
+    if (b->depth > 0) {
+        struct blocker child = *b;
+        child.depth--;
+        weft_group_async(io, b->g, blocker, &child, sizeof child);
+    }
+    int rc;
+    long v;
+    switch (b->depth % 4) {
+    case 0: rc = weft_sleep(io, HOUR); break;
+    case 1: rc = weft_queue_get(io, b->q, &v); break;
+    case 2: /* m is held by the test */
+        rc = weft_mutex_lock(io, b->m);
+        if (rc == 0)
+            weft_mutex_unlock(io, b->m);
+        break;
+    default: {
+        weft_mutex own = WEFT_MUTEX_INIT;
+        weft_mutex_lock_uncancelable(io, &own);
+        rc = weft_cond_wait(io, b->c, &own);
+        weft_mutex_unlock(io, &own);
+        break;
+    }
+    }
+    if (rc == -ECANCELED)
+        atomic_fetch_add(b->canceled, 1);
+}
+
+CONTRACT(group, cancel_reaches_nested_members_blocked_anywhere, 60)
+{
+    NEEDS_CONCURRENCY(im);
+    weft_group g = WEFT_GROUP_INIT;
+    weft_queue *q;
+    cr_assert_eq(weft_queue_create(&q, sizeof(long), 1), 0);
+    weft_mutex m = WEFT_MUTEX_INIT;
+    weft_cond c = WEFT_COND_INIT;
+    atomic_long started = 0, canceled = 0;
+    enum { ROOTS = 8, DEPTH = 7 };
+    for (int i = 0; i < ROOTS; i++) {
+        struct blocker b = {&g, q, &m, &c, &started, &canceled, DEPTH};
+        weft_group_async(io, &g, blocker, &b, sizeof b);
+    }
+    weft_mutex_lock_uncancelable(io, &m);
+    YIELD_UNTIL(io, atomic_load(&started) == ROOTS * (DEPTH + 1));
+    weft_group_cancel(io, &g);
+    weft_mutex_unlock(io, &m);
+    cr_assert_eq(atomic_load(&canceled), ROOTS * (DEPTH + 1),
+                 "every member's blocking call returned -ECANCELED");
+    cr_assert_eq(g.count_, 0ul);
+    weft_group_deinit(&g);
+    cr_assert_eq(weft__park_count(q), 0u);
+    cr_assert_eq(weft__park_count(&c), 0u);
+    weft_queue_destroy(q);
+}
+
+struct group_waiter {
+    weft_group *g;
+};
+
+static void wait_group(weft_io io, void *ctx, void *result)
+{
+    (void)result;
+    struct group_waiter *w = ctx;
+    weft_group_wait(io, w->g);
+}
+
+CONTRACT(group, canceling_a_task_in_group_wait_cancels_the_members, 60)
+{
+    NEEDS_CONCURRENCY(im);
+    weft_group g = WEFT_GROUP_INIT;
+    weft_queue *q;
+    cr_assert_eq(weft_queue_create(&q, sizeof(long), 1), 0);
+    weft_mutex m = WEFT_MUTEX_INIT;
+    weft_cond c = WEFT_COND_INIT;
+    atomic_long started = 0, canceled = 0;
+    struct blocker b = {&g, q, &m, &c, &started, &canceled, 4};
+    weft_mutex_lock_uncancelable(io, &m);
+    weft_group_async(io, &g, blocker, &b, sizeof b);
+    struct group_waiter gw = {&g};
+    weft_future *f = weft_async(io, wait_group, &gw, sizeof gw, 0);
+    YIELD_UNTIL(io, atomic_load(&started) == 5 && weft__park_count(&g) == 1);
+    weft_cancel(io, f, NULL);
+    cr_assert_eq(g.count_, 0ul, "the waiter returned only after every member");
+    cr_assert_eq(atomic_load(&canceled), 5);
+    weft_mutex_unlock(io, &m);
+    weft_queue_destroy(q);
+}
+
+static void deinit_live_group_child(void *arg)
+{
+    (void)arg;
+    weft_event_loop *el;
+    weft_event_loop_options o = {.threads = 1};
+    if (weft_event_loop_init(&el, &o) != 0)
+        _exit(3);
+    weft_io io = weft_event_loop_io(el);
+    weft_group g = WEFT_GROUP_INIT;
+    atomic_long started = 0, canceled = 0;
+    weft_mutex m = WEFT_MUTEX_INIT;
+    struct blocker b = {&g, NULL, &m, NULL, &started, &canceled, 0};
+    weft_group_async(io, &g, blocker, &b, sizeof b);
+    weft_group_deinit(&g);
+}
+
+Test(group, deinit_with_live_members_aborts_with_a_message, .timeout = 30)
+{
+    weft_event_loop_deinit(test_loop_start(1));
+    char out[4096];
+    int st = test_run_child(deinit_live_group_child, NULL, out, sizeof out);
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "status %#x, stderr: %s", st, out);
+    cr_assert(strstr(out, "weft_group_deinit") && strstr(out, "1 live member"), "stderr: %s",
+              out);
+}
+
+/* ---- the blocking Io: threads wait on a futex ------------------------------- */
+
+struct threads_shared {
+    weft_mutex m;
+    long value;
+    weft_queue *q;
+    long per_thread;
+};
+
+static void *thread_increments(void *p)
+{
+    struct threads_shared *s = p;
+    weft_io io = weft_blocking_io();
+    for (long i = 0; i < s->per_thread; i++) {
+        weft_mutex_lock_uncancelable(io, &s->m);
+        s->value++;
+        weft_mutex_unlock(io, &s->m);
+    }
+    return NULL;
+}
+
+Test(blocking_threads, a_mutex_shared_by_threads_counts_exactly, .timeout = 120)
+{
+    static struct threads_shared s;
+    s = (struct threads_shared){WEFT_MUTEX_INIT, 0, NULL, (long)test_scaled(200000)};
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(pthread_create(&th[i], NULL, thread_increments, &s), 0);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    cr_assert_eq(s.value, 4 * s.per_thread);
+    cr_assert_eq(s.m.state_, 0u);
+}
+
+static void *thread_produces(void *p)
+{
+    struct threads_shared *s = p;
+    for (long i = 0; i < s->per_thread; i++)
+        cr_assert_eq(weft_queue_put(weft_blocking_io(), s->q, &i), 0);
+    return NULL;
+}
+
+Test(blocking_threads, a_queue_between_threads_delivers_in_order, .timeout = 120)
+{
+    static struct threads_shared s;
+    s = (struct threads_shared){WEFT_MUTEX_INIT, 0, NULL, (long)test_scaled(200000)};
+    cr_assert_eq(weft_queue_create(&s.q, sizeof(long), 2), 0);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, thread_produces, &s), 0);
+    for (long i = 0; i < s.per_thread; i++) {
+        long v;
+        cr_assert_eq(weft_queue_get(weft_blocking_io(), s.q, &v), 0);
+        cr_assert_eq(v, i);
+    }
+    pthread_join(th, NULL);
+    weft_queue_destroy(s.q);
+}
