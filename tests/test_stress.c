@@ -155,23 +155,46 @@ Test(stress, random_spawn_select_cancel_4_workers, .timeout = 300)
 
 /* ---- ping-pong between tasks on different workers ------------------------- */
 
+/* Two tasks pass a counter back and forth through two queues of one slot:
+   every turn parks one side and wakes the other, across workers when the
+   two run on different ones. */
 struct pingpong {
-    atomic_long turn;
+    weft_queue *to[2]; /* to[i]: what side i receives */
     long rounds;
     atomic_int on[2][8]; /* which workers each side ran on */
 };
 
+struct pp_ctx {
+    struct pingpong *p;
+    int me;
+};
+
 static void pp_side(weft_io io, void *ctx, void *result)
 {
-    (void)result;
-    struct pingpong *p = *(struct pingpong **)ctx;
-    int me = ((int *)ctx)[2];
-    for (long i = 0; i < p->rounds; i++) {
-        while (atomic_load_explicit(&p->turn, memory_order_acquire) != 2 * i + me)
-            weft_yield(io);
-        atomic_store(&p->on[me][weft__worker_current()->index & 7], 1);
-        atomic_store_explicit(&p->turn, 2 * i + me + 1, memory_order_release);
+    struct pp_ctx *c = ctx;
+    struct pingpong *p = c->p;
+    long v = 0, turns = 0;
+    if (c->me == 0)
+        cr_assert_eq(weft_queue_put(io, p->to[1], &v), 0);
+    for (;;) {
+        int rc = weft_queue_get(io, p->to[c->me], &v);
+        if (rc == -EPIPE)
+            break;
+        cr_assert_eq(rc, 0);
+        atomic_store(&p->on[c->me][weft__worker_current()->index & 7], 1);
+        turns++;
+        if (v + 1 == 2 * p->rounds) {
+            weft_queue_close(io, p->to[0]);
+            weft_queue_close(io, p->to[1]);
+            break;
+        }
+        v++;
+        rc = weft_queue_put(io, p->to[1 - c->me], &v);
+        if (rc == -EPIPE)
+            break;
+        cr_assert_eq(rc, 0);
     }
+    *(long *)result = turns;
 }
 
 static void pingpong_run(unsigned threads)
@@ -186,19 +209,22 @@ static void pingpong_run(unsigned threads)
        waits for that switch. */
     if (test_on_valgrind())
         p.rounds /= 50;
-    struct {
-        struct pingpong *p;
-        int me;
-    } c0 = {&p, 0}, c1 = {&p, 1};
-    weft_future *a = weft_async(io, pp_side, &c0, sizeof c0, 0);
-    weft_future *b = weft_async(io, pp_side, &c1, sizeof c1, 0);
-    weft_await(io, a, NULL);
-    weft_await(io, b, NULL);
-    cr_assert_eq(atomic_load(&p.turn), 2 * p.rounds);
+    cr_assert_eq(weft_queue_create(&p.to[0], sizeof(long), 1), 0);
+    cr_assert_eq(weft_queue_create(&p.to[1], sizeof(long), 1), 0);
+    struct pp_ctx c0 = {&p, 0}, c1 = {&p, 1};
+    weft_future *a = weft_async(io, pp_side, &c0, sizeof c0, sizeof(long));
+    weft_future *b = weft_async(io, pp_side, &c1, sizeof c1, sizeof(long));
+    long ta = 0, tb = 0;
+    weft_await(io, a, &ta);
+    weft_await(io, b, &tb);
+    cr_assert_eq(ta, p.rounds, "side 0 took %ld turns", ta);
+    cr_assert_eq(tb, p.rounds, "side 1 took %ld turns", tb);
     int workers = 0;
     for (int i = 0; i < 8; i++)
         workers += atomic_load(&p.on[0][i]) | atomic_load(&p.on[1][i]);
     cr_log_info("ping-pong on %u workers: the two tasks ran on %d of them", threads, workers);
+    weft_queue_destroy(p.to[0]);
+    weft_queue_destroy(p.to[1]);
     weft_event_loop_deinit(el);
 }
 
