@@ -67,8 +67,7 @@ struct weft_io_vtable {
        waiter is cancelable) the task is canceled; it returns the waiter's
        result.  The group entries start members and wait for them. */
     int (*wait)(void *ud, weft_waiter *w);
-    void (*group_async)(void *ud, weft_group *g, weft_task_fn *fn, const void *ctx,
-                        size_t ctx_len);
+    void (*group_async)(void *ud, weft_group *g, weft_task_fn *fn, const void *ctx, size_t ctx_len);
     int (*group_concurrent)(void *ud, weft_group *g, weft_task_fn *fn, const void *ctx,
                             size_t ctx_len);
     void (*group_wait)(void *ud, weft_group *g);

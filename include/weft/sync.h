@@ -29,7 +29,10 @@ extern "C" {
 typedef struct weft_mutex {
     unsigned int state_;
 } weft_mutex;
-#define WEFT_MUTEX_INIT {0u}
+#define WEFT_MUTEX_INIT                                                                            \
+    {                                                                                              \
+        0u                                                                                         \
+    }
 
 #define WEFT_MUTEX_LOCKED_ 1u
 #define WEFT_MUTEX_PARKED_ 2u
@@ -87,7 +90,10 @@ static inline void weft_mutex_unlock(weft_io io, weft_mutex *m)
 typedef struct weft_cond {
     unsigned int waiters_;
 } weft_cond;
-#define WEFT_COND_INIT {0u}
+#define WEFT_COND_INIT                                                                             \
+    {                                                                                              \
+        0u                                                                                         \
+    }
 
 WEFT_API int weft_cond_wait(weft_io io, weft_cond *c, weft_mutex *m);
 WEFT_API void weft_cond_wake_(weft_cond *c, bool all);
@@ -143,7 +149,13 @@ typedef struct weft_group {
     unsigned long flags_;
     void *members_[2];
 } weft_group;
-#define WEFT_GROUP_INIT {0ul, 0ul, {0, 0}}
+#define WEFT_GROUP_INIT                                                                            \
+    {                                                                                              \
+        0ul, 0ul,                                                                                  \
+        {                                                                                          \
+            0, 0                                                                                   \
+        }                                                                                          \
+    }
 
 /* Starts fn(io, ctx copy, NULL) as a member of g.  Never fails: if no task
    can be made, fn runs inline. */

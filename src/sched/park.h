@@ -25,10 +25,10 @@ static inline void weft__cpu_relax(void)
 
 /* waiter.state */
 enum {
-    WEFT__WAIT_QUEUED = 0,   /* queued, its owner not yet asleep */
-    WEFT__WAIT_WOKEN = 1,    /* taken off the queue and woken: the owner may go */
-    WEFT__WAIT_FIBER = 2,    /* asleep; wake() makes it runnable */
-    WEFT__WAIT_THREAD = 3,   /* a thread asleep in futex_wait on `state` */
+    WEFT__WAIT_QUEUED = 0, /* queued, its owner not yet asleep */
+    WEFT__WAIT_WOKEN = 1,  /* taken off the queue and woken: the owner may go */
+    WEFT__WAIT_FIBER = 2,  /* asleep; wake() makes it runnable */
+    WEFT__WAIT_THREAD = 3, /* a thread asleep in futex_wait on `state` */
 };
 
 /* One waiting task, on its own stack.  Queued under its bucket's lock; the
@@ -36,10 +36,10 @@ enum {
    sets state to WOKEN. */
 struct weft_waiter {
     weft_waiter *next, *prev;
-    const void *addr;      /* what it waits on */
-    uintptr_t kind;        /* the object's own tag (queue: put or get) */
-    void *data;            /* the object's own payload (queue: the element) */
-    int result;            /* set by whoever dequeues it */
+    const void *addr; /* what it waits on */
+    uintptr_t kind;   /* the object's own tag (queue: put or get) */
+    void *data;       /* the object's own payload (queue: the element) */
+    int result;       /* set by whoever dequeues it */
     bool cancelable;
     /* Called under the bucket lock when a cancel takes the waiter off its
        queue (last: no other waiter on addr remains); may be NULL. */

@@ -182,8 +182,8 @@ void weft__dbg_queued(weft__task *t)
 void weft__dbg_taken(weft__task *t, const char *from)
 {
     if (t && !atomic_exchange_explicit(&t->dbg_queued, 0, memory_order_relaxed)) {
-        fprintf(stderr, "weft: internal error: task %p taken from %s but not runnable\n",
-                (void *)t, from);
+        fprintf(stderr, "weft: internal error: task %p taken from %s but not runnable\n", (void *)t,
+                from);
         abort();
     }
 }
