@@ -54,6 +54,7 @@
  */
 #include "sched.h"
 
+#include "park.h"
 #include "runq.h"
 
 #include <errno.h>
@@ -361,15 +362,6 @@ static weft__task *steal_pass(weft__worker *w, struct lone *lone)
     return NULL;
 }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ volatile("yield");
-#endif
-}
-
 /* A spinning worker searches for a while before it parks: parking and
    waking cost system calls and context switches on both sides, and work
    often arrives within microseconds.  While it spins, nobody sends it (or
@@ -397,7 +389,7 @@ static weft__task *spin(weft__worker *w)
             continue;
         }
         for (unsigned i = 0; i < SPIN_PAUSES; i++)
-            cpu_relax();
+            weft__cpu_relax();
     }
     return NULL;
 }
