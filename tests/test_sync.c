@@ -885,6 +885,35 @@ Test(group, deinit_with_live_members_aborts_with_a_message, .timeout = 30)
     cr_assert(strstr(out, "weft_group_deinit") && strstr(out, "1 live member"), "stderr: %s", out);
 }
 
+static void wait_own_group(weft_io io, void *ctx, void *result)
+{
+    (void)result;
+    weft_group_wait(io, *(weft_group **)ctx);
+}
+
+static void member_waits_for_own_group_child(void *arg)
+{
+    (void)arg;
+    weft_event_loop *el;
+    weft_event_loop_options o = {.threads = 1};
+    if (weft_event_loop_init(&el, &o) != 0)
+        _exit(3);
+    weft_io io = weft_event_loop_io(el);
+    weft_group g = WEFT_GROUP_INIT;
+    weft_group *p = &g;
+    weft_group_async(io, &g, wait_own_group, &p, sizeof p);
+    weft_group_wait(io, &g);
+}
+
+Test(group, a_member_waiting_for_its_own_group_aborts_with_a_message, .timeout = 30)
+{
+    weft_event_loop_deinit(test_loop_start(1));
+    char out[4096];
+    int st = test_run_child(member_waits_for_own_group_child, NULL, out, sizeof out);
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "status %#x, stderr: %s", st, out);
+    cr_assert(strstr(out, "weft_group_wait") && strstr(out, "wait for itself"), "stderr: %s", out);
+}
+
 /* ---- the blocking Io: threads wait on a futex ------------------------------- */
 
 struct threads_shared {

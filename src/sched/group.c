@@ -113,14 +113,27 @@ static int wait_empty(weft__sched *s, weft_group *g, bool cancelable)
     }
 }
 
+/* A member waiting for its own group would wait for itself. */
+static void check_not_member(weft_group *g, const char *who)
+{
+    weft__task *me = weft__worker_current() ? weft__task_current() : NULL;
+    if (me && me->group == g) {
+        fprintf(stderr, "weft: %s: called by a member of group %p, which would wait for itself\n",
+                who, (void *)g);
+        abort();
+    }
+}
+
 void weft__group_wait(weft__sched *s, weft_group *g)
 {
+    check_not_member(g, "weft_group_wait");
     if (wait_empty(s, g, true) == -ECANCELED)
         weft__group_cancel(s, g); /* the members go with their waiter */
 }
 
 void weft__group_cancel(weft__sched *s, weft_group *g)
 {
+    check_not_member(g, "weft_group_cancel");
     struct {
         weft__task *t;
         uint64_t id;
