@@ -23,6 +23,26 @@
             weft_yield(io);                                                                        \
     } while (0)
 
+/* Runs fn in a child process, which must abort with both strings on
+   stderr. */
+static void expect_abort(void (*fn)(void *), const char *a, const char *b)
+{
+    char out[4096];
+    int st = test_run_child(fn, NULL, out, sizeof out);
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "status %#x, stderr: %s", st, out);
+    cr_assert(strstr(out, a) && strstr(out, b), "stderr: %s", out);
+}
+
+/* A one-worker loop in a death test's child (exit 3 if there is none). */
+static weft_io child_loop(void)
+{
+    weft_event_loop *el;
+    weft_event_loop_options o = {.threads = 1};
+    if (weft_event_loop_init(&el, &o) != 0)
+        _exit(3);
+    return weft_event_loop_io(el);
+}
+
 static bool cancel_was_requested(weft_future *f)
 {
     return atomic_load(&((weft__task *)f)->cancel) & WEFT__CANCEL_REQUESTED;
@@ -233,10 +253,7 @@ static void unlock_unlocked_child(void *arg)
 
 Test(mutex, unlocking_an_unlocked_mutex_aborts_with_a_message, .timeout = 30)
 {
-    char out[4096];
-    int st = test_run_child(unlock_unlocked_child, NULL, out, sizeof out);
-    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "status %#x", st);
-    cr_assert(strstr(out, "weft_mutex_unlock") && strstr(out, "not locked"), "stderr: %s", out);
+    expect_abort(unlock_unlocked_child, "weft_mutex_unlock", "not locked");
 }
 
 /* ---- condition -------------------------------------------------------------- */
@@ -672,11 +689,7 @@ CONTRACT(queue, canceled_puts_and_gets_lose_and_duplicate_nothing, 120)
 static void destroy_with_waiter_child(void *arg)
 {
     (void)arg;
-    weft_event_loop *el;
-    weft_event_loop_options o = {.threads = 1};
-    if (weft_event_loop_init(&el, &o) != 0)
-        _exit(3);
-    weft_io io = weft_event_loop_io(el);
+    weft_io io = child_loop();
     weft_queue *q;
     weft_queue_create(&q, sizeof(long), 1);
     struct qop op = {q, 0, NULL};
@@ -689,10 +702,7 @@ static void destroy_with_waiter_child(void *arg)
 Test(queue, destroying_a_queue_with_waiters_aborts_with_a_message, .timeout = 30)
 {
     weft_event_loop_deinit(test_loop_start(1));
-    char out[4096];
-    int st = test_run_child(destroy_with_waiter_child, NULL, out, sizeof out);
-    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "status %#x, stderr: %s", st, out);
-    cr_assert(strstr(out, "weft_queue_destroy") && strstr(out, "still waiting"), "stderr: %s", out);
+    expect_abort(destroy_with_waiter_child, "weft_queue_destroy", "still waiting");
 }
 
 /* ---- group ------------------------------------------------------------------ */
@@ -863,11 +873,7 @@ CONTRACT(group, canceling_a_task_in_group_wait_cancels_the_members, 60)
 static void deinit_live_group_child(void *arg)
 {
     (void)arg;
-    weft_event_loop *el;
-    weft_event_loop_options o = {.threads = 1};
-    if (weft_event_loop_init(&el, &o) != 0)
-        _exit(3);
-    weft_io io = weft_event_loop_io(el);
+    weft_io io = child_loop();
     weft_group g = WEFT_GROUP_INIT;
     atomic_long started = 0, canceled = 0;
     weft_mutex m = WEFT_MUTEX_INIT;
@@ -879,10 +885,7 @@ static void deinit_live_group_child(void *arg)
 Test(group, deinit_with_live_members_aborts_with_a_message, .timeout = 30)
 {
     weft_event_loop_deinit(test_loop_start(1));
-    char out[4096];
-    int st = test_run_child(deinit_live_group_child, NULL, out, sizeof out);
-    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "status %#x, stderr: %s", st, out);
-    cr_assert(strstr(out, "weft_group_deinit") && strstr(out, "1 live member"), "stderr: %s", out);
+    expect_abort(deinit_live_group_child, "weft_group_deinit", "1 live member");
 }
 
 static void wait_own_group(weft_io io, void *ctx, void *result)
@@ -894,11 +897,7 @@ static void wait_own_group(weft_io io, void *ctx, void *result)
 static void member_waits_for_own_group_child(void *arg)
 {
     (void)arg;
-    weft_event_loop *el;
-    weft_event_loop_options o = {.threads = 1};
-    if (weft_event_loop_init(&el, &o) != 0)
-        _exit(3);
-    weft_io io = weft_event_loop_io(el);
+    weft_io io = child_loop();
     weft_group g = WEFT_GROUP_INIT;
     weft_group *p = &g;
     weft_group_async(io, &g, wait_own_group, &p, sizeof p);
@@ -908,10 +907,7 @@ static void member_waits_for_own_group_child(void *arg)
 Test(group, a_member_waiting_for_its_own_group_aborts_with_a_message, .timeout = 30)
 {
     weft_event_loop_deinit(test_loop_start(1));
-    char out[4096];
-    int st = test_run_child(member_waits_for_own_group_child, NULL, out, sizeof out);
-    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "status %#x, stderr: %s", st, out);
-    cr_assert(strstr(out, "weft_group_wait") && strstr(out, "wait for itself"), "stderr: %s", out);
+    expect_abort(member_waits_for_own_group_child, "weft_group_wait", "wait for itself");
 }
 
 /* ---- the blocking Io: threads wait on a futex ------------------------------- */

@@ -184,6 +184,15 @@ void weft__waiter_wake_list(weft_waiter *list, int result)
     }
 }
 
+/* Under the lock: takes a waiter off its queue as canceled. */
+static void remove_canceled(weft__bucket *b, weft_waiter *w)
+{
+    bool more = weft__park_remove(b, w);
+    if (w->on_cancel)
+        w->on_cancel(w, !more);
+    w->result = -ECANCELED;
+}
+
 bool weft__park_withdraw(weft_waiter *w)
 {
     weft__bucket *b = weft__park_lock(w->addr);
@@ -193,12 +202,8 @@ bool weft__park_withdraw(weft_waiter *w)
             queued = true;
             break;
         }
-    if (queued) {
-        bool more = weft__park_remove(b, w);
-        if (w->on_cancel)
-            w->on_cancel(w, !more);
-        w->result = -ECANCELED;
-    }
+    if (queued)
+        remove_canceled(b, w);
     weft__park_unlock(b);
     return queued;
 }
@@ -210,12 +215,8 @@ void weft__park_cancel(weft__bucket *b, const void *task, uint64_t task_id)
     while (w && !(w->cancelable && atomic_load_explicit(&w->task, memory_order_relaxed) == task &&
                   atomic_load_explicit(&w->task_id, memory_order_relaxed) == task_id))
         w = w->next;
-    if (w) {
-        bool more = weft__park_remove(b, w);
-        if (w->on_cancel)
-            w->on_cancel(w, !more);
-        w->result = -ECANCELED;
-    }
+    if (w)
+        remove_canceled(b, w);
     weft__park_unlock(b);
     if (w)
         weft__waiter_wake(w);
