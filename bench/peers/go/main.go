@@ -7,10 +7,20 @@
 //	             ms per tree.
 //	yield        runtime.GOMAXPROCS(1), two goroutines each calling
 //	             runtime.Gosched() M times; ns = time / (2*M).
+//	mutex        8 goroutines, each taking one sync.Mutex 250,000 times to
+//	             add one to a shared counter; ns per Lock+Unlock =
+//	             time / 2,000,000.
+//	queue        4 producer and 4 consumer goroutines move 2,000,000 int64s
+//	             through make(chan int64, 64); the consumers range over it
+//	             until it is closed; ns per element.
+//	pingpong     two goroutines bounce a number through two
+//	             make(chan int64, 1), 200,000 times; ns per round trip.
 //
-// spawn_await and skynet use the default GOMAXPROCS (every CPU).
+// Everything but yield uses the default GOMAXPROCS (every CPU).  A wrong
+// counter, sum or echo adds a line "<bench> error: ..." after the figure.
 // Each line is the median of 7 timed runs after one warm-up run.
-// BENCH_SCALE=K divides N and M (not the skynet size) for a quick run.
+// BENCH_SCALE=K divides N, M and the counts above (not the skynet size)
+// for a quick run.
 package main
 
 import (
@@ -103,9 +113,127 @@ func yieldNs(m int) float64 {
 	return float64(time.Since(t0).Nanoseconds()) / (2 * float64(m))
 }
 
+// wrong holds the first wrong result of the benchmark being run, if any.
+var wrong string
+
+func report(bench string, run func() float64) {
+	wrong = ""
+	fmt.Printf("%s %.1f ns\n", bench, medianOf(run))
+	if wrong != "" {
+		fmt.Printf("%s error: %s\n", bench, wrong)
+	}
+}
+
+// multiple rounds n down to a multiple of k, and up to at least k.
+func multiple(n, k int) int {
+	if n < k {
+		return k
+	}
+	return n / k * k
+}
+
+const mutexGoroutines = 8
+
+func mutexNs(total int) float64 {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	counter, per := 0, total/mutexGoroutines
+	t0 := time.Now()
+	wg.Add(mutexGoroutines)
+	for g := 0; g < mutexGoroutines; g++ {
+		go func() {
+			for i := 0; i < per; i++ {
+				mu.Lock()
+				counter++
+				mu.Unlock()
+			}
+			wg.Done()
+		}()
+	}
+	wg.Wait()
+	ns := float64(time.Since(t0).Nanoseconds()) / float64(per*mutexGoroutines)
+	if counter != per*mutexGoroutines && wrong == "" {
+		wrong = fmt.Sprintf("counter %d, expected %d", counter, per*mutexGoroutines)
+	}
+	return ns
+}
+
+const queueProducers, queueConsumers = 4, 4
+
+func queueNs(total int) float64 {
+	ch := make(chan int64, 64)
+	var producers, consumers sync.WaitGroup
+	var mu sync.Mutex
+	per := int64(total / queueProducers)
+	n, sum := per*queueProducers, int64(0)
+	t0 := time.Now()
+	consumers.Add(queueConsumers)
+	for c := 0; c < queueConsumers; c++ {
+		go func() {
+			var s int64
+			for v := range ch {
+				s += v
+			}
+			mu.Lock()
+			sum += s
+			mu.Unlock()
+			consumers.Done()
+		}()
+	}
+	producers.Add(queueProducers)
+	for p := int64(0); p < queueProducers; p++ {
+		go func(first int64) {
+			for v := first; v < first+per; v++ {
+				ch <- v
+			}
+			producers.Done()
+		}(p * per)
+	}
+	producers.Wait()
+	close(ch)
+	consumers.Wait()
+	ns := float64(time.Since(t0).Nanoseconds()) / float64(n)
+	if sum != n*(n-1)/2 && wrong == "" {
+		wrong = fmt.Sprintf("sum %d, expected %d", sum, n*(n-1)/2)
+	}
+	return ns
+}
+
+func pingpongNs(n int) float64 {
+	ping, pong := make(chan int64, 1), make(chan int64, 1)
+	done := make(chan struct{})
+	bad := 0
+	t0 := time.Now()
+	go func() {
+		for v := range ping {
+			pong <- v
+		}
+		close(done)
+	}()
+	for i := int64(0); i < int64(n); i++ {
+		ping <- i
+		if <-pong != i {
+			bad++
+		}
+	}
+	close(ping)
+	<-done
+	ns := float64(time.Since(t0).Nanoseconds()) / float64(n)
+	if bad != 0 && wrong == "" {
+		wrong = fmt.Sprintf("%d of %d numbers came back changed", bad, n)
+	}
+	return ns
+}
+
 func main() {
 	n, m := scaled(200000), scaled(1000000)
 	fmt.Printf("spawn_await %.1f ns\n", medianOf(func() float64 { return spawnAwait(n) }))
 	fmt.Printf("skynet %.1f ms\n", medianOf(skynetMs))
 	fmt.Printf("yield %.1f ns\n", medianOf(func() float64 { return yieldNs(m) }))
+	mutexTotal := multiple(scaled(2000000), mutexGoroutines)
+	report("mutex", func() float64 { return mutexNs(mutexTotal) })
+	queueTotal := multiple(scaled(2000000), queueProducers)
+	report("queue", func() float64 { return queueNs(queueTotal) })
+	trips := scaled(200000)
+	report("pingpong", func() float64 { return pingpongNs(trips) })
 }
