@@ -23,9 +23,10 @@ extern "C" {
 
 /* ---- mutex ------------------------------------------------------------------ */
 
-/* One 32-bit word: bit 0 locked, bit 1 tasks are parked on it.  A mutex
-   with parked tasks is handed to the first of them by unlock (FIFO), so a
-   waiter is never overtaken by tasks that arrive after it parked. */
+/* One 32-bit word: bit 0 locked, bit 1 tasks are parked on it (bits 2 and
+   3 are the slow path's).  A running task may take a released mutex ahead
+   of a parked one that was just woken, but a parked task that loses twice
+   is handed the mutex directly: nobody starves (docs/sync.md). */
 typedef struct weft_mutex {
     unsigned int state_;
 } weft_mutex;
@@ -72,7 +73,8 @@ static inline bool weft_mutex_trylock(weft_mutex *m)
     return false;
 }
 
-/* Releases m, handing it to the first parked task if there is one.
+/* Releases m, waking the first parked task if there is one (or handing m
+   to it, if it has lost twice).
    Unlocking a mutex that is not locked aborts with a message.  (A mutex
    records no owner: unlocking one another task holds is not caught.) */
 static inline void weft_mutex_unlock(weft_io io, weft_mutex *m)

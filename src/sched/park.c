@@ -108,6 +108,17 @@ void weft__park_enqueue(weft__bucket *b, weft_waiter *w)
     b->tail = w;
 }
 
+void weft__park_enqueue_front(weft__bucket *b, weft_waiter *w)
+{
+    w->prev = NULL;
+    w->next = b->head;
+    if (b->head)
+        b->head->prev = w;
+    else
+        b->tail = w;
+    b->head = w;
+}
+
 weft_waiter *weft__park_first(weft__bucket *b, const void *addr)
 {
     for (weft_waiter *w = b->head; w; w = w->next)

@@ -61,6 +61,8 @@ weft__bucket *weft__park_lock(const void *addr);
 void weft__park_unlock(weft__bucket *b);
 /* Under the lock: queue w at the tail of its address's waiters. */
 void weft__park_enqueue(weft__bucket *b, weft_waiter *w);
+/* Under the lock: queue w ahead of every waiter. */
+void weft__park_enqueue_front(weft__bucket *b, weft_waiter *w);
 /* Under the lock: the first waiter on addr, or NULL. */
 weft_waiter *weft__park_first(weft__bucket *b, const void *addr);
 /* Under the lock: takes w off the queue; returns whether another waiter on

@@ -2,15 +2,21 @@
  * Mutex, condition and queue: the slow paths behind <weft/sync.h>.  They
  * are the same for every Io; only the sleeping differs (io.vtable->wait).
  *
- * Mutex.  state: LOCKED | PARKED.  A locker that finds the mutex held sets
- * PARKED and queues itself on the mutex's address, having checked under
- * the bucket lock that the state is still LOCKED|PARKED (so the unlocker,
- * who takes the same lock, sees it).  unlock with PARKED set takes the
- * first waiter off the queue and hands it the mutex: the state stays
- * LOCKED, and keeps PARKED while more wait.  Ownership passes in FIFO order
- * and a newcomer only ever takes a mutex nobody waits for, so no waiter
- * starves; the price is a context switch per hand-off under contention.
- * A canceled waiter that was the last one clears PARKED.
+ * Mutex.  state: LOCKED | PARKED | WOKEN | HANDOFF.  Bounded barging:
+ * unlock normally releases the mutex and wakes the first parked task
+ * (WOKEN: at most one woken task is on its way at a time), which then
+ * competes for it with whoever comes along, the way Go's and the kernel's
+ * mutexes work -- a running task takes a free mutex straight away, so under
+ * contention one task runs many critical sections in a row instead of
+ * paying a context switch for each.  A woken task that loses goes back to
+ * the front of the queue; one that has lost BARGE_LIMIT times parks asking
+ * for HANDOFF, and the next unlock passes the mutex to the first waiter
+ * directly (it stays LOCKED), with no race.  So a parked task waits for at
+ * most the tasks ahead of it, each served within BARGE_LIMIT + 1 releases:
+ * nobody starves.  Lockers queue themselves under the bucket lock after
+ * checking that the mutex is still LOCKED with PARKED set, so the unlocker,
+ * who takes the same lock to pick a waiter, always sees them.  The last
+ * waiter leaving by cancel clears PARKED and HANDOFF.
  *
  * Condition.  The word is nonzero while tasks may wait.  A waiter queues
  * itself under the bucket lock, sets the word, and only then unlocks the
@@ -34,24 +40,35 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LOCKED WEFT_MUTEX_LOCKED_
-#define PARKED WEFT_MUTEX_PARKED_
+#define LOCKED  WEFT_MUTEX_LOCKED_
+#define PARKED  WEFT_MUTEX_PARKED_
+#define WOKEN   4u
+#define HANDOFF 8u
+
+/* Races a woken task may lose before it asks for the mutex to be handed to
+   it. */
+#define BARGE_LIMIT 2
+
+/* What a parked locker is woken with (waiter.result). */
+enum { RETRY = 1, HANDED = 0 };
 
 /* ---- mutex ------------------------------------------------------------------ */
 
 static void mutex_on_cancel(weft_waiter *w, bool last)
 {
     if (last)
-        __atomic_fetch_and(&((weft_mutex *)w->addr)->state_, ~PARKED, __ATOMIC_RELAXED);
+        __atomic_fetch_and(&((weft_mutex *)w->addr)->state_, ~(PARKED | HANDOFF), __ATOMIC_RELAXED);
 }
 
 int weft_mutex_lock_slow_(weft_io io, weft_mutex *m, bool cancelable)
 {
-    unsigned spins = 0;
+    unsigned spins = 0, lost = 0;
+    bool woken = false; /* this task holds the WOKEN token */
     for (;;) {
         unsigned int s = __atomic_load_n(&m->state_, __ATOMIC_RELAXED);
         if (!(s & LOCKED)) {
-            if (__atomic_compare_exchange_n(&m->state_, &s, s | LOCKED, true, __ATOMIC_ACQUIRE,
+            unsigned int next = (s | LOCKED) & ~(woken ? WOKEN : 0u);
+            if (__atomic_compare_exchange_n(&m->state_, &s, next, true, __ATOMIC_ACQUIRE,
                                             __ATOMIC_RELAXED))
                 return 0;
             continue;
@@ -62,46 +79,86 @@ int weft_mutex_lock_slow_(weft_io io, weft_mutex *m, bool cancelable)
             weft__cpu_relax();
             continue;
         }
-        if (!(s & PARKED) && !__atomic_compare_exchange_n(&m->state_, &s, s | PARKED, true,
-                                                          __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        unsigned int next = s | PARKED;
+        if (woken)
+            next &= ~WOKEN;
+        if (lost >= BARGE_LIMIT)
+            next |= HANDOFF;
+        if (next != s && !__atomic_compare_exchange_n(&m->state_, &s, next, true, __ATOMIC_RELAXED,
+                                                      __ATOMIC_RELAXED))
             continue;
+        woken = false;
         weft_waiter w;
         weft__waiter_init(&w, m, 0, NULL, cancelable);
         w.on_cancel = mutex_on_cancel;
         weft__bucket *b = weft__park_lock(m);
-        if (__atomic_load_n(&m->state_, __ATOMIC_RELAXED) != (LOCKED | PARKED)) {
+        unsigned int now = __atomic_load_n(&m->state_, __ATOMIC_RELAXED);
+        if ((now & (LOCKED | PARKED)) != (LOCKED | PARKED)) {
             weft__park_unlock(b);
             continue;
         }
-        weft__park_enqueue(b, &w);
+        /* A task that lost a race keeps its place at the front. */
+        if (lost)
+            weft__park_enqueue_front(b, &w);
+        else
+            weft__park_enqueue(b, &w);
         weft__park_unlock(b);
-        /* 0: handed the mutex (acquire: through the waiter's state). */
-        return weft__park_wait(io, &w);
+        int rc = weft__park_wait(io, &w);
+        if (rc != RETRY)
+            return rc; /* HANDED (0: the mutex is ours) or -ECANCELED */
+        woken = true;
+        lost++;
+        spins = 0;
     }
 }
 
 void weft_mutex_unlock_slow_(weft_mutex *m)
 {
-    unsigned int s = __atomic_load_n(&m->state_, __ATOMIC_RELAXED);
-    if (!(s & LOCKED)) {
-        fprintf(stderr, "weft: weft_mutex_unlock: mutex %p is not locked\n", (void *)m);
-        abort();
+    for (;;) {
+        unsigned int s = __atomic_load_n(&m->state_, __ATOMIC_RELAXED);
+        if (!(s & LOCKED)) {
+            fprintf(stderr, "weft: weft_mutex_unlock: mutex %p is not locked\n", (void *)m);
+            abort();
+        }
+        if (s & HANDOFF) {
+            /* The first waiter has lost enough races: it gets the mutex
+               without one.  It stays LOCKED throughout. */
+            weft__bucket *b = weft__park_lock(m);
+            weft_waiter *w = weft__park_first(b, m);
+            if (w) {
+                bool more = weft__park_remove(b, w);
+                __atomic_fetch_and(&m->state_, ~(HANDOFF | (more ? 0u : PARKED)), __ATOMIC_RELAXED);
+                w->result = HANDED;
+            } else {
+                __atomic_fetch_and(&m->state_, ~(LOCKED | HANDOFF | PARKED), __ATOMIC_RELEASE);
+            }
+            weft__park_unlock(b);
+            if (w)
+                weft__waiter_wake(w); /* release: the critical section goes with it */
+            return;
+        }
+        bool wake = (s & PARKED) && !(s & WOKEN);
+        unsigned int next = (s & ~LOCKED) | (wake ? WOKEN : 0u);
+        if (!__atomic_compare_exchange_n(&m->state_, &s, next, true, __ATOMIC_RELEASE,
+                                         __ATOMIC_RELAXED))
+            continue;
+        if (!wake)
+            return;
+        weft__bucket *b = weft__park_lock(m);
+        weft_waiter *w = weft__park_first(b, m);
+        if (w) {
+            if (!weft__park_remove(b, w))
+                __atomic_fetch_and(&m->state_, ~PARKED, __ATOMIC_RELAXED);
+            w->result = RETRY;
+        } else {
+            /* Everyone left (canceled): nobody to hand the token to. */
+            __atomic_fetch_and(&m->state_, ~(WOKEN | PARKED), __ATOMIC_RELAXED);
+        }
+        weft__park_unlock(b);
+        if (w)
+            weft__waiter_wake(w);
+        return;
     }
-    weft__bucket *b = weft__park_lock(m);
-    weft_waiter *w = weft__park_first(b, m);
-    if (w) {
-        bool more = weft__park_remove(b, w);
-        /* The mutex stays locked: it now belongs to w. */
-        __atomic_store_n(&m->state_, LOCKED | (more ? PARKED : 0u), __ATOMIC_RELAXED);
-        w->result = 0;
-    } else {
-        /* Nobody queued (a parker may still be on its way: it re-checks
-           the state under this lock and retries). */
-        __atomic_store_n(&m->state_, 0u, __ATOMIC_RELEASE);
-    }
-    weft__park_unlock(b);
-    if (w)
-        weft__waiter_wake(w); /* release: the critical section goes with it */
 }
 
 /* ---- condition -------------------------------------------------------------- */
