@@ -3,6 +3,8 @@
 #ifndef WEFT_BENCH_H
 #define WEFT_BENCH_H
 
+#include <weft/weft.h>
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +40,19 @@ static inline long bench_scaled(long n)
     if (d < 1)
         d = 1;
     return n / d > 0 ? n / d : 1;
+}
+
+/* An event loop with `threads` workers (exits if there is none). */
+static inline weft_event_loop *bench_loop_start(unsigned threads)
+{
+    weft_event_loop *el;
+    weft_event_loop_options o = {.threads = threads};
+    int rc = weft_event_loop_init(&el, &o);
+    if (rc < 0) {
+        fprintf(stderr, "bench: weft_event_loop_init: %d\n", rc);
+        exit(1);
+    }
+    return el;
 }
 
 #endif

@@ -85,13 +85,7 @@ static double yield_ns(weft_io io, long n)
 
 static void run(const char *name, unsigned threads, bool with_yield)
 {
-    weft_event_loop *el;
-    weft_event_loop_options o = {.threads = threads};
-    int rc = weft_event_loop_init(&el, &o);
-    if (rc < 0) {
-        fprintf(stderr, "bench: weft_event_loop_init: %d\n", rc);
-        exit(1);
-    }
+    weft_event_loop *el = bench_loop_start(threads);
     weft_io io = weft_event_loop_io(el);
     double v[BENCH_REPS];
     long n = bench_scaled(200000);

@@ -193,13 +193,7 @@ static void report(const char *name, const char *bench, weft_io io, double (*run
 
 static void run(const char *name, unsigned threads)
 {
-    weft_event_loop *el;
-    weft_event_loop_options o = {.threads = threads};
-    int rc = weft_event_loop_init(&el, &o);
-    if (rc < 0) {
-        fprintf(stderr, "bench: weft_event_loop_init: %d\n", rc);
-        exit(1);
-    }
+    weft_event_loop *el = bench_loop_start(threads);
     weft_io io = weft_event_loop_io(el);
     report(name, "mutex", io, mutex_ns, per_task_multiple(bench_scaled(2000000), MUTEX_TASKS),
            MUTEX_TASKS);
