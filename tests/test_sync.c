@@ -963,6 +963,91 @@ static void *thread_produces(void *p)
     return NULL;
 }
 
+/* A plain thread, on the blocking Io, and the loop's tasks share a queue
+   and a mutex: the thread wakes tasks (the pinned main task and others)
+   from outside the loop, and tasks wake the thread. */
+struct foreign {
+    weft_queue *to_tasks, *to_thread;
+    weft_mutex m;
+    atomic_int holding;
+    long n;
+};
+
+static void *foreign_thread(void *p)
+{
+    struct foreign *f = p;
+    weft_io io = weft_blocking_io();
+    weft_mutex_lock_uncancelable(io, &f->m);
+    atomic_store(&f->holding, 1);
+    /* Let the main task park on the mutex, then wake it by unlocking. */
+    while (weft__park_count(&f->m) == 0)
+        sched_yield();
+    weft_mutex_unlock(io, &f->m);
+    for (long i = 0; i < f->n; i++)
+        cr_assert_eq(weft_queue_put(io, f->to_tasks, &i), 0);
+    for (long i = 0; i < f->n; i++) {
+        long v;
+        cr_assert_eq(weft_queue_get(io, f->to_thread, &v), 0);
+        cr_assert_eq(v, i);
+    }
+    return NULL;
+}
+
+static void foreign_consumer(weft_io io, void *ctx, void *result)
+{
+    struct foreign *f = *(struct foreign **)ctx;
+    long sum = 0, v;
+    for (long i = 0; i < f->n; i++) {
+        cr_assert_eq(weft_queue_get(io, f->to_tasks, &v), 0);
+        sum += v;
+    }
+    *(long *)result = sum;
+}
+
+static void foreign_run(unsigned threads)
+{
+    weft_event_loop *el = test_loop_start(threads);
+    weft_io io = weft_event_loop_io(el);
+    static struct foreign f;
+    f = (struct foreign){NULL, NULL, WEFT_MUTEX_INIT, 0, (long)test_scaled(20000)};
+    cr_assert_eq(weft_queue_create(&f.to_tasks, sizeof(long), 1), 0);
+    cr_assert_eq(weft_queue_create(&f.to_thread, sizeof(long), 1), 0);
+    struct foreign *p = &f;
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, foreign_thread, &f), 0);
+    while (!atomic_load(&f.holding))
+        weft_yield(io);
+    weft_mutex_lock_uncancelable(io, &f.m); /* parks; the thread's unlock wakes it */
+    weft_mutex_unlock(io, &f.m);
+    weft_future *c = weft_async(io, foreign_consumer, &p, sizeof p, sizeof(long));
+    for (long i = 0; i < f.n; i++)
+        cr_assert_eq(weft_queue_put(io, f.to_thread, &i), 0);
+    long sum = 0;
+    weft_await(io, c, &sum);
+    cr_assert_eq(sum, f.n * (f.n - 1) / 2);
+    pthread_join(th, NULL);
+    weft_queue_destroy(f.to_tasks);
+    weft_queue_destroy(f.to_thread);
+    weft_event_loop_deinit(el);
+}
+
+Test(foreign_thread, wakes_tasks_of_a_one_worker_loop, .timeout = 120)
+{
+    foreign_run(1);
+}
+
+Test(foreign_thread, wakes_tasks_of_a_two_worker_loop, .timeout = 120)
+{
+    foreign_run(2);
+}
+
+Test(foreign_thread, wakes_tasks_through_eventfds_where_msg_ring_is_missing, .timeout = 120)
+{
+    setenv("WEFT_URING_COMPAT", "1", 1);
+    foreign_run(2);
+    unsetenv("WEFT_URING_COMPAT");
+}
+
 Test(blocking_threads, a_queue_between_threads_delivers_in_order, .timeout = 120)
 {
     static struct threads_shared s;

@@ -170,6 +170,7 @@ static weft__task *inbox_pop(weft__worker *w)
 /* ---- making tasks runnable ------------------------------------------------ */
 
 static void wakep(weft__worker *w);
+static void wake_one(weft__sched *s, weft__worker *from);
 
 #ifndef NDEBUG
 void weft__dbg_queued(weft__task *t)
@@ -206,6 +207,23 @@ void weft__sched_ready(weft__worker *w, weft__task *t)
     }
     weft__runq_push(w, t);
     wakep(w);
+}
+
+void weft__sched_ready_remote(weft__sched *s, weft__task *t)
+{
+    weft__dbg_queued(t);
+    weft__worker *to = t->pinned;
+    if (to)
+        inbox_push(to, t);
+    else
+        weft__global_push(s, t, t, 1);
+    /* Pairs with park(): publish, fence, read who is parked; the parker
+       lists itself, fences, and looks at the inbox and the global queue. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (!to)
+        wake_one(s, NULL);
+    else if (atomic_load_explicit(&to->parked, memory_order_relaxed))
+        weft__ring_wake_foreign(s, to);
 }
 
 void weft__sched_requeue(weft__worker *w, weft__task *t)
@@ -279,9 +297,10 @@ static uint32_t rng_next(weft__worker *w)
     return w->rng = x;
 }
 
-static void wakep(weft__worker *w)
+/* Wakes a parked worker to search, unless one is searching already.
+   from: the calling worker, or NULL for a thread that is none. */
+static void wake_one(weft__sched *s, weft__worker *from)
 {
-    weft__sched *s = w->sched;
     if (atomic_load_explicit(&s->nidle, memory_order_relaxed) == 0 ||
         atomic_load_explicit(&s->nspinning, memory_order_relaxed) != 0)
         return;
@@ -300,10 +319,17 @@ static void wakep(weft__worker *w)
         atomic_store_explicit(&v->woken_spinning, true, memory_order_relaxed);
     }
     pthread_mutex_unlock(&s->idle_lock);
-    if (v)
-        weft__ring_wake(w, v);
+    if (v && from)
+        weft__ring_wake(from, v);
+    else if (v)
+        weft__ring_wake_foreign(s, v);
     else
         atomic_fetch_sub_explicit(&s->nspinning, 1, memory_order_seq_cst);
+}
+
+static void wakep(weft__worker *w)
+{
+    wake_one(w->sched, w);
 }
 
 /* A worker found something to run: if it was the last spinner, another
@@ -425,6 +451,7 @@ static void park(weft__worker *w)
     atomic_thread_fence(memory_order_seq_cst);
     bool work = atomic_load_explicit(&w->inbox, memory_order_relaxed) ||
                 atomic_load_explicit(&s->stopping, memory_order_relaxed) ||
+                atomic_load_explicit(&s->global_size, memory_order_relaxed) ||
                 (was_spinning && any_runq_work(s));
     if (!work)
         weft__ring_poll(w, true);
@@ -455,6 +482,14 @@ static void park(weft__worker *w)
 static weft__task *find_runnable(weft__worker *w)
 {
     weft__sched *s = w->sched;
+    /* Every 61st switch comes here (weft__sched_take_local): the global
+       queue goes first then, so that tasks made runnable there (spilled,
+       or woken from outside the loop) are reached under constant load. */
+    if (w->tick % 61 == 0) {
+        weft__task *t = global_get(w);
+        if (t)
+            return found(w, t);
+    }
     for (;;) {
         weft__task *t;
         if ((t = local_get(w)) || (t = global_get(w)))
@@ -574,6 +609,8 @@ static void release_thread0(weft__sched *s)
     pthread_cond_destroy(&s->startup.cond);
     pthread_mutex_destroy(&s->global_lock);
     pthread_mutex_destroy(&s->idle_lock);
+    weft__ring_foreign_fini(s);
+    pthread_mutex_destroy(&s->foreign_lock);
     free(s->workers);
     free(s->idle);
 }
@@ -601,6 +638,7 @@ int weft__sched_init(weft__sched *s, unsigned n, size_t stack_size, unsigned rin
     }
     pthread_mutex_init(&s->global_lock, NULL);
     pthread_mutex_init(&s->idle_lock, NULL);
+    pthread_mutex_init(&s->foreign_lock, NULL);
     pthread_mutex_init(&s->startup.lock, NULL);
     pthread_cond_init(&s->startup.cond, NULL);
     for (unsigned i = 0; i < n; i++)

@@ -160,6 +160,10 @@ struct weft__sched {
     _Atomic(weft__task *) detached_waiter;
 
     _Atomic bool stopping;
+
+    /* Wake-ups sent from threads that are not workers (ring.c). */
+    pthread_mutex_t foreign_lock;
+    struct io_uring *foreign;
 };
 
 /* ---- the handoff ---------------------------------------------------------- */
@@ -199,6 +203,8 @@ void weft__handoff_run(void *msg);
 void weft__global_push(weft__sched *s, weft__task *first, weft__task *last, uint32_t n);
 /* Makes t runnable, on w (the calling worker) unless t is pinned elsewhere. */
 void weft__sched_ready(weft__worker *w, weft__task *t);
+/* Makes t runnable from a thread that is not one of its loop's workers. */
+void weft__sched_ready_remote(weft__sched *s, weft__task *t);
 
 /* Scheduler lifecycle, driven by src/io/event_loop.c. */
 int weft__sched_init(weft__sched *s, unsigned nworkers, size_t stack_size, unsigned ring_entries,
@@ -260,6 +266,10 @@ void weft__ring_poll(weft__worker *w, bool wait);
 bool weft__ring_busy(weft__worker *w);
 /* Wakes worker `to` (parked in its ring's wait) from worker `from`. */
 void weft__ring_wake(weft__worker *from, weft__worker *to);
+/* Wakes worker `to` from a thread that is not a worker of its loop. */
+void weft__ring_wake_foreign(weft__sched *s, weft__worker *to);
+/* Frees what weft__ring_wake_foreign set up. */
+void weft__ring_foreign_fini(weft__sched *s);
 /* Interrupts the operation `key` in flight on worker `to`'s ring. */
 void weft__ring_cancel(weft__worker *from, weft__worker *to, void *key);
 

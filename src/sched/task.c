@@ -342,13 +342,10 @@ static void wake_fiber(weft_waiter *wt)
 {
     weft__task *t = atomic_load_explicit(&wt->task, memory_order_relaxed);
     weft__worker *w = weft__worker_current();
-    if (!w || w->sched != t->sched) {
-        fprintf(stderr, "weft: a task of an event loop was woken (by a mutex, condition, queue "
-                        "or group) from a thread that is not one of that loop's workers; "
-                        "this is not supported\n");
-        abort();
-    }
-    weft__sched_ready(w, t);
+    if (w && w->sched == t->sched)
+        weft__sched_ready(w, t);
+    else
+        weft__sched_ready_remote(t->sched, t); /* a thread on another Io, or another loop */
 }
 
 /* After the waiter's context is saved: asleep, unless a waker came first. */

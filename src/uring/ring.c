@@ -292,6 +292,55 @@ void weft__ring_wake(weft__worker *from, weft__worker *to)
     send_msg(from, to, UD(NULL, WEFT__UD_WAKE));
 }
 
+/* A thread that is no worker has no ring to send from: it borrows one
+   made for the purpose, on first use, under a lock (this path is rare:
+   a thread on another Io waking a task of this loop). */
+void weft__ring_wake_foreign(weft__sched *s, weft__worker *to)
+{
+    if (!to->ring->msg_ring) {
+        uint64_t one = 1;
+        int saved = errno;
+        ssize_t n = write(to->ring->efd, &one, sizeof one);
+        errno = saved;
+        if (n != (ssize_t)sizeof one) {
+            fprintf(stderr, "weft: waking a worker through its eventfd failed\n");
+            abort();
+        }
+        return;
+    }
+    int saved = errno;
+    pthread_mutex_lock(&s->foreign_lock);
+    if (!s->foreign) {
+        struct io_uring *r = malloc(sizeof *r);
+        if (!r || io_uring_queue_init(4, r, 0) < 0) {
+            fprintf(stderr, "weft: cannot set up a ring to wake a worker from another thread\n");
+            abort();
+        }
+        s->foreign = r;
+    }
+    struct io_uring_sqe *sqe = io_uring_get_sqe(s->foreign);
+    io_uring_prep_msg_ring(sqe, to->ring->ring.ring_fd, 0, UD(NULL, WEFT__UD_WAKE), 0);
+    io_uring_sqe_set_data64(sqe, 0);
+    struct io_uring_cqe *cqe;
+    if (io_uring_submit_and_wait(s->foreign, 1) < 0 || io_uring_wait_cqe(s->foreign, &cqe) < 0 ||
+        cqe->res < 0) {
+        fprintf(stderr, "weft: waking a worker from another thread failed\n");
+        abort();
+    }
+    io_uring_cqe_seen(s->foreign, cqe);
+    pthread_mutex_unlock(&s->foreign_lock);
+    errno = saved;
+}
+
+void weft__ring_foreign_fini(weft__sched *s)
+{
+    if (s->foreign) {
+        io_uring_queue_exit(s->foreign);
+        free(s->foreign);
+        s->foreign = NULL;
+    }
+}
+
 void weft__ring_cancel(weft__worker *from, weft__worker *to, void *key)
 {
     if (from == to)
