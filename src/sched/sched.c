@@ -170,7 +170,6 @@ static weft__task *inbox_pop(weft__worker *w)
 /* ---- making tasks runnable ------------------------------------------------ */
 
 static void wakep(weft__worker *w);
-static void wake_one(weft__sched *s, weft__worker *from);
 
 #ifndef NDEBUG
 void weft__dbg_queued(weft__task *t)
@@ -212,17 +211,18 @@ void weft__sched_ready(weft__worker *w, weft__task *t)
 void weft__sched_ready_remote(weft__sched *s, weft__task *t)
 {
     weft__dbg_queued(t);
+    /* Into some worker's inbox, which its owner looks at before anything
+       else, so the task is reached however busy the worker is.  (Not the
+       global queue: busy workers take from it only when their own queue
+       runs dry.)  The pinned tasks' protocol: push, fence, read parked. */
     weft__worker *to = t->pinned;
-    if (to)
-        inbox_push(to, t);
-    else
-        weft__global_push(s, t, t, 1);
-    /* Pairs with park(): publish, fence, read who is parked; the parker
-       lists itself, fences, and looks at the inbox and the global queue. */
+    if (!to) {
+        uint32_t i = atomic_fetch_add_explicit(&s->remote_next, 1, memory_order_relaxed);
+        to = &s->workers[i % s->nworkers];
+    }
+    inbox_push(to, t);
     atomic_thread_fence(memory_order_seq_cst);
-    if (!to)
-        wake_one(s, NULL);
-    else if (atomic_load_explicit(&to->parked, memory_order_relaxed))
+    if (atomic_load_explicit(&to->parked, memory_order_relaxed))
         weft__ring_wake_foreign(s, to);
 }
 
@@ -297,10 +297,9 @@ static uint32_t rng_next(weft__worker *w)
     return w->rng = x;
 }
 
-/* Wakes a parked worker to search, unless one is searching already.
-   from: the calling worker, or NULL for a thread that is none. */
-static void wake_one(weft__sched *s, weft__worker *from)
+static void wakep(weft__worker *w)
 {
+    weft__sched *s = w->sched;
     if (atomic_load_explicit(&s->nidle, memory_order_relaxed) == 0 ||
         atomic_load_explicit(&s->nspinning, memory_order_relaxed) != 0)
         return;
@@ -319,17 +318,10 @@ static void wake_one(weft__sched *s, weft__worker *from)
         atomic_store_explicit(&v->woken_spinning, true, memory_order_relaxed);
     }
     pthread_mutex_unlock(&s->idle_lock);
-    if (v && from)
-        weft__ring_wake(from, v);
-    else if (v)
-        weft__ring_wake_foreign(s, v);
+    if (v)
+        weft__ring_wake(w, v);
     else
         atomic_fetch_sub_explicit(&s->nspinning, 1, memory_order_seq_cst);
-}
-
-static void wakep(weft__worker *w)
-{
-    wake_one(w->sched, w);
 }
 
 /* A worker found something to run: if it was the last spinner, another
@@ -482,14 +474,6 @@ static void park(weft__worker *w)
 static weft__task *find_runnable(weft__worker *w)
 {
     weft__sched *s = w->sched;
-    /* Every 61st switch comes here (weft__sched_take_local): the global
-       queue goes first then, so that tasks made runnable there (spilled,
-       or woken from outside the loop) are reached under constant load. */
-    if (w->tick % 61 == 0) {
-        weft__task *t = global_get(w);
-        if (t)
-            return found(w, t);
-    }
     for (;;) {
         weft__task *t;
         if ((t = local_get(w)) || (t = global_get(w)))

@@ -164,6 +164,7 @@ struct weft__sched {
     /* Wake-ups sent from threads that are not workers (ring.c). */
     pthread_mutex_t foreign_lock;
     struct io_uring *foreign;
+    _Atomic uint32_t remote_next; /* whose inbox the next one goes to */
 };
 
 /* ---- the handoff ---------------------------------------------------------- */
