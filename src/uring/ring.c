@@ -252,6 +252,19 @@ void weft__ring_poll(weft__worker *w, bool wait)
     }
 }
 
+/* Wakes `to` through its eventfd (rings without MSG_RING). */
+static void efd_kick(weft__worker *to)
+{
+    uint64_t one = 1;
+    int saved = errno;
+    ssize_t n = write(to->ring->efd, &one, sizeof one);
+    errno = saved;
+    if (n != (ssize_t)sizeof one) {
+        fprintf(stderr, "weft: waking a worker through its eventfd failed\n");
+        abort();
+    }
+}
+
 static void send_msg(weft__worker *from, weft__worker *to, uint64_t ud)
 {
     struct weft__ring *r = from->ring;
@@ -277,14 +290,7 @@ static void send_msg(weft__worker *from, weft__worker *to, uint64_t ud)
                                                       memory_order_release, memory_order_relaxed))
             ;
     }
-    uint64_t one = 1;
-    int saved = errno;
-    ssize_t n = write(to->ring->efd, &one, sizeof one);
-    errno = saved;
-    if (n != (ssize_t)sizeof one) {
-        fprintf(stderr, "weft: waking a worker through its eventfd failed\n");
-        abort();
-    }
+    efd_kick(to);
 }
 
 void weft__ring_wake(weft__worker *from, weft__worker *to)
@@ -298,14 +304,7 @@ void weft__ring_wake(weft__worker *from, weft__worker *to)
 void weft__ring_wake_foreign(weft__sched *s, weft__worker *to)
 {
     if (!to->ring->msg_ring) {
-        uint64_t one = 1;
-        int saved = errno;
-        ssize_t n = write(to->ring->efd, &one, sizeof one);
-        errno = saved;
-        if (n != (ssize_t)sizeof one) {
-            fprintf(stderr, "weft: waking a worker through its eventfd failed\n");
-            abort();
-        }
+        efd_kick(to);
         return;
     }
     int saved = errno;
