@@ -24,6 +24,11 @@ WEFT_API const char *weft_context_impl(void);
 /* ---- the event loop: fibers on worker threads, I/O through io_uring -------- */
 
 typedef struct weft_event_loop weft_event_loop;
+
+/* The smallest stack_size init accepts: room for a task with the largest
+   ctx and result (WEFT_MAX_CTX, WEFT_MAX_RESULT) and a few KiB of stack. */
+#define WEFT_STACK_MIN (16u * 1024u)
+
 typedef struct weft_event_loop_options {
     unsigned threads;      /* 0: the CPUs this process may run on */
     size_t stack_size;     /* 0: the default (256 KiB usable, 16 KiB guard) */

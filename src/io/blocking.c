@@ -104,8 +104,9 @@ static void b_async_detached(void *ud, weft_task_fn *fn, const void *ctx, size_t
 {
     (void)ud;
     weft__check_task_sizes(ctx_len, 0);
-    unsigned char buf[256];
-    void *c = ctx_len <= sizeof buf ? buf : malloc(ctx_len);
+    /* 64-byte aligned, as ctx is on every Io (io.h). */
+    _Alignas(64) unsigned char buf[256];
+    void *c = ctx_len <= sizeof buf ? buf : aligned_alloc(64, round64(ctx_len));
     if (!c) {
         fprintf(stderr, "weft: weft_async_detached: out of memory\n");
         abort();
@@ -117,8 +118,9 @@ static void b_async_detached(void *ud, weft_task_fn *fn, const void *ctx, size_t
         free(c);
 }
 
-/* Members run inline, so a group is always empty here: wait and cancel
-   have nothing to do (the inline fast paths never call them). */
+/* Members started here run inline, so they are gone by the time wait or
+   cancel is called; a group with live members has them on an event loop,
+   and this thread waits for them (or cancels them) as a thread. */
 static void b_group_async(void *ud, weft_group *g, weft_task_fn *fn, const void *ctx,
                           size_t ctx_len)
 {
@@ -135,7 +137,14 @@ static int b_group_concurrent(void *ud, weft_group *g, weft_task_fn *fn, const v
 
 static void b_group_wait(void *ud, weft_group *g)
 {
-    (void)ud, (void)g;
+    (void)ud;
+    weft__group_wait(weft_blocking_io(), g);
+}
+
+static void b_group_cancel(void *ud, weft_group *g)
+{
+    (void)ud;
+    weft__group_cancel(weft_blocking_io(), g);
 }
 
 /* The thread sleeps; nothing cancels it (the blocking Io has no cancel). */
@@ -231,7 +240,7 @@ static const weft_io_vtable b_vtable = {
     .group_async = b_group_async,
     .group_concurrent = b_group_concurrent,
     .group_wait = b_group_wait,
-    .group_cancel = b_group_wait,
+    .group_cancel = b_group_cancel,
 };
 
 WEFT_API weft_io weft_blocking_io(void)

@@ -125,12 +125,12 @@ static int el_group_concurrent(void *ud, weft_group *g, weft_task_fn *fn, const 
 
 static void el_group_wait(void *ud, weft_group *g)
 {
-    weft__group_wait(S(ud), g);
+    weft__group_wait(S(ud)->io, g);
 }
 
 static void el_group_cancel(void *ud, weft_group *g)
 {
-    weft__group_cancel(S(ud), g);
+    weft__group_cancel(S(ud)->io, g);
 }
 
 static const weft_io_vtable el_vtable = {
@@ -152,6 +152,13 @@ static const weft_io_vtable el_vtable = {
     .group_cancel = el_group_cancel,
 };
 
+/* WEFT_STACK_MIN holds the largest task (its header, ctx and result at the
+   top of the stack) with 4 KiB to spare, the least weft__fiber_create
+   accepts. */
+_Static_assert(WEFT_STACK_MIN >= 4096 + sizeof(weft__fiber) + sizeof(weft__stack) +
+                                      sizeof(weft__task) + WEFT_MAX_CTX + WEFT_MAX_RESULT + 64,
+               "WEFT_STACK_MIN must hold the largest task");
+
 static unsigned cpus_allowed(void)
 {
     cpu_set_t set;
@@ -168,7 +175,8 @@ WEFT_API int weft_event_loop_init(weft_event_loop **out, const weft_event_loop_o
     weft_event_loop_options o = {0};
     if (opts)
         o = *opts;
-    if (!out || o.threads > 1024 || o.ring_entries > 32768)
+    if (!out || o.threads > 1024 || o.ring_entries > 32768 ||
+        (o.stack_size && o.stack_size < WEFT_STACK_MIN))
         return -EINVAL;
     unsigned n = o.threads ? o.threads : cpus_allowed();
     unsigned entries = o.ring_entries ? o.ring_entries : 256;

@@ -16,6 +16,11 @@
  * bucket is interrupted only after the lock is dropped (two buckets are
  * never held at once), looked up by its task id since it may be gone by
  * then.  The walk goes in batches so the list is never copied.
+ *
+ * Waiting and canceling work from any Io: a plain thread may wait for (or
+ * cancel) a group whose members run on an event loop.  It parks in the
+ * same bucket, as a thread, and its cancels reach the members' rings
+ * through the loop's foreign-thread path.
  */
 #include "park.h"
 #include "sched.h"
@@ -95,7 +100,7 @@ void weft__group_leave(weft__task *t)
 }
 
 /* Parks until the group has no members.  0, or -ECANCELED. */
-static int wait_empty(weft__sched *s, weft_group *g, bool cancelable)
+static int wait_empty(weft_io io, weft_group *g, bool cancelable)
 {
     for (;;) {
         weft__bucket *b = weft__park_lock(g);
@@ -107,7 +112,7 @@ static int wait_empty(weft__sched *s, weft_group *g, bool cancelable)
         weft__waiter_init(&w, g, 0, NULL, cancelable);
         weft__park_enqueue(b, &w);
         weft__park_unlock(b);
-        int rc = weft__park_wait(s->io, &w);
+        int rc = weft__park_wait(io, &w);
         if (rc < 0)
             return rc;
     }
@@ -124,14 +129,14 @@ static void check_not_member(weft_group *g, const char *who)
     }
 }
 
-void weft__group_wait(weft__sched *s, weft_group *g)
+void weft__group_wait(weft_io io, weft_group *g)
 {
     check_not_member(g, "weft_group_wait");
-    if (wait_empty(s, g, true) == -ECANCELED)
-        weft__group_cancel(s, g); /* the members go with their waiter */
+    if (wait_empty(io, g, true) == -ECANCELED)
+        weft__group_cancel(io, g); /* the members go with their waiter */
 }
 
-void weft__group_cancel(weft__sched *s, weft_group *g)
+void weft__group_cancel(weft_io io, weft_group *g)
 {
     check_not_member(g, "weft_group_cancel");
     struct {
@@ -150,10 +155,10 @@ void weft__group_cancel(weft__sched *s, weft_group *g)
             list_add(g, t, true);
             void *key = NULL;
             unsigned where = weft__cancel_mark(t, &key);
-            if (where == WEFT__CANCEL_WHERE_PARK) {
+            if (where & WEFT__CANCEL_WHERE_PARK) {
                 parked[n].t = t;
                 parked[n].id = t->id;
-                parked[n].key = key;
+                parked[n].key = weft__park_bucket_at(where & WEFT__CANCEL_BUCKET_MASK);
                 n++;
             } else {
                 weft__cancel_interrupt(t, where, key);
@@ -164,7 +169,7 @@ void weft__group_cancel(weft__sched *s, weft_group *g)
         for (unsigned i = 0; i < n; i++)
             weft__park_cancel(parked[i].key, parked[i].t, parked[i].id);
     } while (more);
-    wait_empty(s, g, false);
+    wait_empty(io, g, false);
     weft__bucket *b = weft__park_lock(g);
     if (__atomic_load_n(&g->count_, __ATOMIC_RELAXED) == 0)
         g->flags_ &= ~CANCELING;

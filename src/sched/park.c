@@ -23,7 +23,7 @@
  * is not running and its stack is intact until it is made runnable.
  *
  * Cancel: a task blocked in a cancelable wait publishes WHERE_PARK and its
- * bucket in its cancel word (task.c).  The canceler locks that bucket and
+ * bucket's index in its cancel word (task.c).  The canceler locks that bucket and
  * looks for the waiter by task and task id -- never through a pointer to
  * the waiter, which may be gone -- and if it is still queued, dequeues it
  * with -ECANCELED.  Whoever dequeues a waiter decides its result, so a
@@ -48,10 +48,22 @@ struct __attribute__((aligned(64))) weft__bucket {
 
 static weft__bucket table[NBUCKETS];
 
-weft__bucket *weft__park_bucket(const void *addr)
+_Static_assert(NBUCKETS == 1u << 10, "the cancel word holds a 10-bit bucket index");
+
+unsigned weft__park_bucket_index(const void *addr)
 {
     uint64_t h = (uint64_t)(uintptr_t)addr * 0x9e3779b97f4a7c15u;
-    return &table[h >> (64 - 10)];
+    return (unsigned)(h >> (64 - 10));
+}
+
+weft__bucket *weft__park_bucket_at(unsigned index)
+{
+    return &table[index % NBUCKETS];
+}
+
+weft__bucket *weft__park_bucket(const void *addr)
+{
+    return &table[weft__park_bucket_index(addr)];
 }
 
 /* Held for a few dozen instructions at a time; a holder that lost its CPU

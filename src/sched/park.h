@@ -90,8 +90,11 @@ bool weft__park_withdraw(weft_waiter *w);
 /* A canceler: takes the waiter of task/task_id off bucket b's queue, if it
    is there, and wakes it with -ECANCELED. */
 void weft__park_cancel(weft__bucket *b, const void *task, uint64_t task_id);
-/* The bucket a waiter is queued in (what a canceler needs). */
+/* The bucket a waiter is queued in (what a canceler needs), and its index
+   in the table (what a task's cancel word holds). */
 weft__bucket *weft__park_bucket(const void *addr);
+unsigned weft__park_bucket_index(const void *addr);
+weft__bucket *weft__park_bucket_at(unsigned index);
 /* How many wait on addr now (tests and debugging). */
 size_t weft__park_count(const void *addr);
 /* A thread's wait: futex on w->state. */

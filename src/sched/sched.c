@@ -110,9 +110,9 @@ void weft__global_push(weft__sched *s, weft__task *first, weft__task *last, uint
     pthread_mutex_unlock(&s->global_lock);
 }
 
-/* Takes a fair share of the global queue: one to run, the rest onto w's
-   run queue. */
-static weft__task *global_get(weft__worker *w)
+/* Takes a fair share of the global queue, at most max: one to run, the
+   rest onto w's run queue. */
+static weft__task *global_get(weft__worker *w, uint32_t max)
 {
     weft__sched *s = w->sched;
     if (atomic_load_explicit(&s->global_size, memory_order_relaxed) == 0)
@@ -127,8 +127,8 @@ static weft__task *global_get(weft__worker *w)
     uint32_t n = size / s->nworkers + 1;
     if (n > size)
         n = size;
-    if (n > WEFT__RUNQ_SIZE / 2)
-        n = WEFT__RUNQ_SIZE / 2;
+    if (n > max)
+        n = max;
     weft__task *batch[WEFT__RUNQ_SIZE / 2];
     for (uint32_t i = 0; i < n; i++) {
         batch[i] = s->global_head;
@@ -169,7 +169,12 @@ static weft__task *inbox_pop(weft__worker *w)
 
 /* ---- making tasks runnable ------------------------------------------------ */
 
-static void wakep(weft__worker *w);
+static void wakep_from(weft__sched *s, weft__worker *from);
+
+static void wakep(weft__worker *w)
+{
+    wakep_from(w->sched, w);
+}
 
 #ifndef NDEBUG
 void weft__dbg_queued(weft__task *t)
@@ -211,19 +216,24 @@ void weft__sched_ready(weft__worker *w, weft__task *t)
 void weft__sched_ready_remote(weft__sched *s, weft__task *t)
 {
     weft__dbg_queued(t);
-    /* Into some worker's inbox, which its owner looks at before anything
-       else, so the task is reached however busy the worker is.  (Not the
-       global queue: busy workers take from it only when their own queue
-       runs dry.)  The pinned tasks' protocol: push, fence, read parked. */
     weft__worker *to = t->pinned;
-    if (!to) {
-        uint32_t i = atomic_fetch_add_explicit(&s->remote_next, 1, memory_order_relaxed);
-        to = &s->workers[i % s->nworkers];
+    if (to) {
+        /* The pinned tasks' protocol: push, fence, read parked. */
+        inbox_push(to, t);
+        atomic_thread_fence(memory_order_seq_cst);
+        if (atomic_load_explicit(&to->parked, memory_order_relaxed))
+            weft__ring_wake_foreign(s, to);
+        return;
     }
-    inbox_push(to, t);
+    /* Not some worker's inbox: that worker may be busy with one task for
+       a long time while another is idle.  The global queue is seen by the
+       first worker to run dry or to make its periodic pass, and a parked
+       worker is woken for it unless one is already searching.  The fence
+       pairs with park()'s: queue, fence, read nidle/nspinning there;
+       list idle, stop spinning, fence, read global_size here. */
+    weft__global_push(s, t, t, 1);
     atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&to->parked, memory_order_relaxed))
-        weft__ring_wake_foreign(s, to);
+    wakep_from(s, NULL);
 }
 
 void weft__sched_requeue(weft__worker *w, weft__task *t)
@@ -258,10 +268,13 @@ static weft__task *local_get(weft__worker *w)
 weft__task *weft__sched_take_local(weft__worker *w)
 {
     /* Every 61st switch goes through the scheduler instead, which submits
-       queued I/O, reaps completions and looks at the global queue (Go's
-       rhythm). */
-    if (++w->tick % 61 == 0)
+       queued I/O, reaps completions and takes from the global queue before
+       it looks at its own (Go's rhythm): tasks that only yield would
+       otherwise keep completions and spilled tasks waiting for ever. */
+    if (++w->tick % 61 == 0) {
+        w->periodic = true;
         return NULL;
+    }
     return local_get(w);
 }
 
@@ -297,9 +310,10 @@ static uint32_t rng_next(weft__worker *w)
     return w->rng = x;
 }
 
-static void wakep(weft__worker *w)
+/* Wakes a parked worker to search, unless one is searching already.  from
+   is the calling worker, or NULL on a thread that is no worker of s. */
+static void wakep_from(weft__sched *s, weft__worker *from)
 {
-    weft__sched *s = w->sched;
     if (atomic_load_explicit(&s->nidle, memory_order_relaxed) == 0 ||
         atomic_load_explicit(&s->nspinning, memory_order_relaxed) != 0)
         return;
@@ -318,10 +332,12 @@ static void wakep(weft__worker *w)
         atomic_store_explicit(&v->woken_spinning, true, memory_order_relaxed);
     }
     pthread_mutex_unlock(&s->idle_lock);
-    if (v)
-        weft__ring_wake(w, v);
-    else
+    if (!v)
         atomic_fetch_sub_explicit(&s->nspinning, 1, memory_order_seq_cst);
+    else if (from)
+        weft__ring_wake(from, v);
+    else
+        weft__ring_wake_foreign(s, v);
 }
 
 /* A worker found something to run: if it was the last spinner, another
@@ -397,12 +413,19 @@ static weft__task *spin(weft__worker *w)
             return t;
         if (atomic_load_explicit(&w->inbox, memory_order_relaxed) ||
             atomic_load_explicit(&s->global_size, memory_order_relaxed) ||
-            atomic_load_explicit(&s->stopping, memory_order_relaxed) || weft__ring_busy(w))
+            atomic_load_explicit(&s->stopping, memory_order_relaxed) || weft__ring_pending(w))
             return NULL;
         /* Mostly pauses; now and then the CPU itself, so that a worker
            holding work gets it back when there are more workers than CPUs
-           (a spinner that never yields would take it for whole time slices). */
+           (a spinner that never yields would take it for whole time slices),
+           and a look at its own ring's completions (operations in flight
+           are what parking waits for, not a reason to stop searching). */
         if (round % 8 == 7) {
+            if (weft__ring_busy(w)) {
+                weft__ring_poll(w, false);
+                if (!weft__runq_empty(w))
+                    return NULL;
+            }
             sched_yield();
             continue;
         }
@@ -445,8 +468,11 @@ static void park(weft__worker *w)
                 atomic_load_explicit(&s->stopping, memory_order_relaxed) ||
                 atomic_load_explicit(&s->global_size, memory_order_relaxed) ||
                 (was_spinning && any_runq_work(s));
-    if (!work)
+    if (!work) {
+        atomic_store_explicit(&w->parks, atomic_load_explicit(&w->parks, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
         weft__ring_poll(w, true);
+    }
     atomic_store_explicit(&w->parked, false, memory_order_relaxed);
 
     pthread_mutex_lock(&s->idle_lock);
@@ -476,7 +502,17 @@ static weft__task *find_runnable(weft__worker *w)
     weft__sched *s = w->sched;
     for (;;) {
         weft__task *t;
-        if ((t = local_get(w)) || (t = global_get(w)))
+        atomic_store_explicit(&w->searches,
+                              atomic_load_explicit(&w->searches, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+        if (w->periodic) {
+            w->periodic = false;
+            if (weft__ring_busy(w))
+                weft__ring_poll(w, false);
+            if ((t = global_get(w, 1)))
+                return found(w, t);
+        }
+        if ((t = local_get(w)) || (t = global_get(w, WEFT__RUNQ_SIZE / 2)))
             return found(w, t);
         if (weft__ring_busy(w)) {
             weft__ring_poll(w, false);
@@ -492,9 +528,11 @@ static weft__task *find_runnable(weft__worker *w)
             }
             if (w->spinning && (t = spin(w)))
                 return found(w, t);
-            if (weft__ring_busy(w) || atomic_load_explicit(&w->inbox, memory_order_relaxed) ||
+            /* Something to look at before parking.  (Not operations in
+               flight: parking in the ring is how a worker waits for them.) */
+            if (weft__ring_pending(w) || atomic_load_explicit(&w->inbox, memory_order_relaxed) ||
                 atomic_load_explicit(&s->global_size, memory_order_relaxed))
-                continue; /* something to look at before parking */
+                continue;
         }
         if (atomic_load_explicit(&s->stopping, memory_order_acquire) && w->index != 0) {
             if (w->spinning) {
@@ -599,9 +637,24 @@ static void release_thread0(weft__sched *s)
     free(s->idle);
 }
 
+/* A child forked by a task is a new process with one thread: the loop the
+   thread belonged to is not in it (its other threads are not), so the
+   thread is no worker there and may start a loop of its own. */
+static void forget_worker_after_fork(void)
+{
+    set_worker_current(NULL);
+}
+
+static void register_atfork(void)
+{
+    pthread_atfork(NULL, NULL, forget_worker_after_fork);
+}
+
 int weft__sched_init(weft__sched *s, unsigned n, size_t stack_size, unsigned ring_entries,
                      weft_io io)
 {
+    static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+    pthread_once(&atfork_once, register_atfork);
     if (weft__worker_current())
         return -EBUSY;
     memset(s, 0, sizeof *s);

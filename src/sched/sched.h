@@ -10,6 +10,7 @@
 
 #include <weft/io.h>
 
+#include <linux/time_types.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -27,12 +28,16 @@ typedef struct weft__sched weft__sched;
 #define WEFT__WAITER_SELECT   ((uintptr_t)1) /* tag bit: a select registration */
 
 /* The cancel word (weft__task.cancel): bit 0 is "cancel requested"; the
-   bits above say where the task is blocked in a way a cancel must
-   interrupt: 0 nowhere, worker index + 1 for an operation in flight on
-   that worker's ring. */
+   bits from WHERE_SHIFT up say where the task is blocked in a way a cancel
+   must interrupt: 0 nowhere, worker index + 1 for an operation in flight
+   on that worker's ring (its record is cancel_key), or WHERE_PARK | the
+   index of the parking-lot bucket it waits in.  Where and which bucket
+   are one word, read by the canceler's one RMW: a bucket read in a
+   second step could belong to a wait the task has since left. */
 #define WEFT__CANCEL_REQUESTED   1u
 #define WEFT__CANCEL_WHERE_SHIFT 8
-#define WEFT__CANCEL_WHERE_PARK  0xffffffu /* parked; the key is its bucket */
+#define WEFT__CANCEL_WHERE_PARK  0x800000u /* | bucket index (park.c: 1024 buckets) */
+#define WEFT__CANCEL_BUCKET_MASK 0x3ffu
 
 #define WEFT__TASK_LIVE     0x7765667475u /* the future is held by its owner */
 #define WEFT__TASK_RELEASED 0x6465616475u /* awaited or canceled */
@@ -116,17 +121,30 @@ struct __attribute__((aligned(64))) weft__worker {
     uint32_t rng;
     uint32_t tick;
     uint32_t fair;
+    bool periodic; /* the next search starts with the ring and the global queue */
     uint64_t ids; /* task ids handed out here */
     bool spinning;
     bool idle_listed; /* guarded by sched->idle_lock */
     _Atomic bool woken_spinning;
     _Atomic bool parked;
+    /* Counted by the worker, read by anyone (relaxed): passes of its
+       search for work, and times it blocked in its ring. */
+    _Atomic uint64_t searches;
+    _Atomic uint64_t parks;
 
     struct weft__runq q;
     _Atomic(weft__task *) inbox __attribute__((aligned(64))); /* tasks pinned here */
 };
 
 /* ---- the scheduler -------------------------------------------------------- */
+
+/* A timer on a worker's ring whose expiry calls fn on that worker (with
+   -ETIME, or -ECANCELED if the ring went away first).  The record must
+   stay put until then, or until the loop is torn down. */
+struct weft__ring_timer {
+    void (*fn)(weft__worker *w, struct weft__ring_timer *t, int32_t res);
+    struct __kernel_timespec ts;
+};
 
 struct weft__startup {
     pthread_mutex_t lock;
@@ -158,6 +176,9 @@ struct weft__sched {
 
     _Atomic long detached; /* detached tasks not yet finished */
     _Atomic(weft__task *) detached_waiter;
+    struct weft__ring_timer deinit_timer; /* when deinit says what it waits for */
+    _Atomic bool deinit_report_due;
+    bool deinit_reported; /* the main task's */
 
     _Atomic bool stopping;
 
@@ -232,23 +253,30 @@ void weft__task_wait_detached(weft__sched *s);
    the finished ones. */
 void weft__task_report_unreleased(weft__sched *s);
 
-/* Cancellation points (task.c).  enter: publish "blocked on worker w's ring
-   in operation key", or -ECANCELED if a cancel came first.  leave: undo. */
+/* Cancellation points (task.c).  enter: publish where the task blocks
+   (worker index + 1 and the ring operation key, or WHERE_PARK | bucket
+   index and no key), or -ECANCELED if a cancel came first.  leave: undo. */
 int weft__cancel_enter(weft__task *t, unsigned where, void *key);
 void weft__cancel_leave(weft__task *t);
 /* The two halves of weft__task_request_cancel: mark sets "requested" and
    says where the task is blocked (0: nowhere, or it was already
-   requested), with the key; interrupt acts on that. */
+   requested), with the key; interrupt acts on that, from a worker of the
+   task's loop or from any other thread. */
 unsigned weft__cancel_mark(weft__task *t, void **key);
 void weft__cancel_interrupt(weft__task *t, unsigned where, void *key);
+/* Tests only: when set, called by weft__cancel_mark right after it has set
+   the request, to widen the window between the mark and the interrupt. */
+extern void (*weft__cancel_mark_hook)(weft__task *t);
 /* The event loop's io.vtable->wait. */
 int weft__task_wait(weft_waiter *w);
 
 /* Groups (group.c): the event loop's group entries, and a member's exit. */
 int weft__group_add(weft__sched *s, struct weft_group *g, weft_task_fn *fn, const void *ctx,
                     size_t ctx_len, bool must);
-void weft__group_wait(weft__sched *s, struct weft_group *g);
-void weft__group_cancel(weft__sched *s, struct weft_group *g);
+/* Wait and cancel take the caller's Io (for its wait): any Io may wait for
+   or cancel a group of event-loop members. */
+void weft__group_wait(weft_io io, struct weft_group *g);
+void weft__group_cancel(weft_io io, struct weft_group *g);
 void weft__group_leave(weft__task *t);
 static inline bool weft__cancel_is_requested(const weft__task *t)
 {
@@ -265,6 +293,8 @@ void weft__ring_fini(weft__worker *w);
 void weft__ring_poll(weft__worker *w, bool wait);
 /* Has w anything in flight or queued that poll would need to look at? */
 bool weft__ring_busy(weft__worker *w);
+/* Has w anything to submit or reap now (operations in flight aside)? */
+bool weft__ring_pending(weft__worker *w);
 /* Wakes worker `to` (parked in its ring's wait) from worker `from`. */
 void weft__ring_wake(weft__worker *from, weft__worker *to);
 /* Wakes worker `to` from a thread that is not a worker of its loop. */
@@ -273,5 +303,9 @@ void weft__ring_wake_foreign(weft__sched *s, weft__worker *to);
 void weft__ring_foreign_fini(weft__sched *s);
 /* Interrupts the operation `key` in flight on worker `to`'s ring. */
 void weft__ring_cancel(weft__worker *from, weft__worker *to, void *key);
+/* The same, from a thread that is not a worker of to's loop. */
+void weft__ring_cancel_foreign(weft__sched *s, weft__worker *to, void *key);
+
+void weft__ring_timer_start(weft__worker *w, struct weft__ring_timer *t, int64_t ns);
 
 #endif

@@ -39,6 +39,7 @@
 #include "park.h"
 
 #include <dlfcn.h>
+#include <stddef.h>
 #include <errno.h>
 #include <sched.h>
 #include <stdio.h>
@@ -63,12 +64,21 @@ static void fn_name(weft_task_fn *fn, char *buf, size_t len)
         snprintf(buf, len, "task function %p (link with -rdynamic to see its name)", p);
 }
 
-static weft__worker *current_worker(const char *who)
+/* The calling worker, which must be one of s's: a task of another loop
+   would mix the two loops' stack pools. */
+static weft__worker *current_worker(weft__sched *s, const char *who)
 {
     weft__worker *w = weft__worker_current();
     if (!w) {
         fprintf(stderr,
                 "weft: %s: called on a thread that is not one of the event loop's workers\n", who);
+        abort();
+    }
+    if (w->sched != s) {
+        fprintf(stderr,
+                "weft: %s: called with one event loop's Io from a task of another event loop "
+                "(each loop's tasks use their own loop's Io)\n",
+                who);
         abort();
     }
     return w;
@@ -127,7 +137,7 @@ weft__task *weft__task_create(weft__sched *s, weft_task_fn *fn, const void *ctx,
                               size_t result_len, uint32_t flags, int *err)
 {
     weft__check_task_sizes(ctx_len, result_len);
-    weft__worker *w = current_worker("weft_async");
+    weft__worker *w = current_worker(s, "weft_async");
     size_t extra = sizeof(weft__task) + round64(ctx_len) + round64(result_len);
     weft__fiber *f;
     int rc = weft__fiber_create(&f, &s->pool, &w->cache, extra, task_entry);
@@ -158,7 +168,7 @@ weft__task *weft__task_inline(weft__sched *s, weft_task_fn *fn, const void *ctx,
                               size_t result_len, uint32_t flags)
 {
     weft__check_task_sizes(ctx_len, result_len);
-    current_worker("weft_async");
+    current_worker(s, "weft_async");
     weft__task *t = aligned_alloc(64, sizeof(weft__task) + round64(ctx_len) + round64(result_len));
     if (!t) {
         fprintf(stderr, "weft: weft_async: out of memory, even to run the task inline\n");
@@ -251,31 +261,60 @@ static void release(weft__task *t, const char *who)
     }
 }
 
+/* A future has one waiter at a time: the task that awaits or cancels it,
+   or the task selecting on it.  Anything else in the future word when an
+   await registers is a program releasing a future another task waits
+   for, which would free a stack that task still reads. */
+static _Noreturn void waited_by_another(weft__task *t, uintptr_t reg, const char *who)
+{
+    fprintf(stderr,
+            "weft: %s: future %p is being waited for by %s in another task (a future is "
+            "waited for by one task at a time: select on it, or await it, not both)\n",
+            who, (void *)t, (reg & WEFT__WAITER_SELECT) ? "weft_select" : "weft_await");
+    abort();
+}
+
+struct await_arg {
+    weft__task *t;
+    const char *who;
+};
+
 static void await_handoff(weft__worker *w, weft__task *prev, void *arg)
 {
-    weft__task *t = arg;
-    uintptr_t none = WEFT__WAITER_NONE;
-    if (!atomic_compare_exchange_strong_explicit(&t->waiter, &none, (uintptr_t)prev,
-                                                 memory_order_acq_rel, memory_order_acquire))
-        weft__sched_ready(w, prev); /* it finished meanwhile */
+    struct await_arg *a = arg;
+    uintptr_t cur = WEFT__WAITER_NONE;
+    if (atomic_compare_exchange_strong_explicit(&a->t->waiter, &cur, (uintptr_t)prev,
+                                                memory_order_acq_rel, memory_order_acquire))
+        return;
+    if (cur != WEFT__WAITER_FINISHED)
+        waited_by_another(a->t, cur, a->who);
+    weft__sched_ready(w, prev); /* it finished meanwhile */
 }
 
 void weft__task_await(weft__sched *s, weft__task *t, void *result, const char *who)
 {
-    weft__worker *w = current_worker(who);
+    weft__worker *w = current_worker(s, who);
     release(t, who);
-    if (atomic_load_explicit(&t->waiter, memory_order_acquire) != WEFT__WAITER_FINISHED &&
-        !(t->flags & WEFT__TASK_INLINE)) {
+    uintptr_t cur = atomic_load_explicit(&t->waiter, memory_order_acquire);
+    if (cur != WEFT__WAITER_FINISHED && !(t->flags & WEFT__TASK_INLINE)) {
+        if (cur != WEFT__WAITER_NONE)
+            waited_by_another(t, cur, who);
         weft__task *self = weft__task_current();
         weft__task *next = weft__sched_take_local(w);
         if (next == t) {
             /* The usual spawn-then-await: t is ours to run and runs next,
-               right here, so nobody can finish it before it sees this
-               registration -- no handoff needed. */
-            atomic_store_explicit(&t->waiter, (uintptr_t)self, memory_order_relaxed);
+               right here, so it cannot finish before it sees this
+               registration -- no handoff needed.  A CAS, not a store: a
+               select on another worker may have registered meanwhile. */
+            cur = WEFT__WAITER_NONE;
+            if (!atomic_compare_exchange_strong_explicit(&t->waiter, &cur, (uintptr_t)self,
+                                                         memory_order_relaxed,
+                                                         memory_order_relaxed))
+                waited_by_another(t, cur, who);
             weft__sched_switch(w, self, t, NULL, NULL);
         } else {
-            weft__sched_switch(w, self, next, await_handoff, t);
+            struct await_arg a = {t, who};
+            weft__sched_switch(w, self, next, await_handoff, &a);
         }
     }
     if (result && t->result_len)
@@ -290,14 +329,21 @@ void weft__task_await(weft__sched *s, weft__task *t, void *result, const char *w
 
 int weft__cancel_enter(weft__task *t, unsigned where, void *key)
 {
-    atomic_store_explicit(&t->cancel_key, key, memory_order_relaxed);
     uint32_t old = atomic_load_explicit(&t->cancel, memory_order_relaxed);
-    do {
+    /* A request seen here leaves the key alone: a canceler that read the
+       where of an earlier operation reads that operation's key. */
+    if (old & WEFT__CANCEL_REQUESTED)
+        return -ECANCELED;
+    /* Before the CAS that publishes where (release): a canceler whose RMW
+       reads this where reads this key.  A request that lands between the
+       load and the CAS read where 0, and reads no key. */
+    atomic_store_explicit(&t->cancel_key, key, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&t->cancel, &old,
+                                                  (where << WEFT__CANCEL_WHERE_SHIFT) |
+                                                      (old & 0xffu),
+                                                  memory_order_acq_rel, memory_order_relaxed))
         if (old & WEFT__CANCEL_REQUESTED)
             return -ECANCELED;
-    } while (!atomic_compare_exchange_weak_explicit(
-        &t->cancel, &old, (where << WEFT__CANCEL_WHERE_SHIFT) | (old & 0xffu), memory_order_acq_rel,
-        memory_order_relaxed));
     return 0;
 }
 
@@ -306,27 +352,42 @@ void weft__cancel_leave(weft__task *t)
     atomic_fetch_and_explicit(&t->cancel, 0xffu, memory_order_acq_rel);
 }
 
+void (*weft__cancel_mark_hook)(weft__task *t);
+
 unsigned weft__cancel_mark(weft__task *t, void **key)
 {
     uint32_t old =
         atomic_fetch_or_explicit(&t->cancel, WEFT__CANCEL_REQUESTED, memory_order_acq_rel);
+    if (weft__cancel_mark_hook)
+        weft__cancel_mark_hook(t);
     if (old & WEFT__CANCEL_REQUESTED)
         return 0;
-    /* The key is read after the RMW: if the task has moved on to another
-       operation since, this one completed and the interruption finds
-       nothing (and that operation's enter saw the request). */
-    *key = atomic_load_explicit(&t->cancel_key, memory_order_relaxed);
-    return old >> WEFT__CANCEL_WHERE_SHIFT;
+    unsigned where = old >> WEFT__CANCEL_WHERE_SHIFT;
+    /* A parked task's bucket came with the RMW.  A ring operation's key is
+       read after it: the task may have moved on since, but then its next
+       enter saw the request and left the key as it was (see enter), so
+       this is the key of the operation whose where the RMW read -- one
+       that has completed, and whose interruption finds nothing. */
+    *key = (where & WEFT__CANCEL_WHERE_PARK)
+               ? NULL
+               : atomic_load_explicit(&t->cancel_key, memory_order_relaxed);
+    return where;
 }
 
 void weft__cancel_interrupt(weft__task *t, unsigned where, void *key)
 {
     if (where == 0)
         return; /* its next cancellation point sees the request */
-    if (where == WEFT__CANCEL_WHERE_PARK)
-        weft__park_cancel(key, t, t->id);
+    if (where & WEFT__CANCEL_WHERE_PARK) {
+        weft__park_cancel(weft__park_bucket_at(where & WEFT__CANCEL_BUCKET_MASK), t, t->id);
+        return;
+    }
+    weft__worker *to = &t->sched->workers[where - 1];
+    weft__worker *w = weft__worker_current();
+    if (w && w->sched == t->sched)
+        weft__ring_cancel(w, to, key);
     else
-        weft__ring_cancel(current_worker("weft_cancel"), &t->sched->workers[where - 1], key);
+        weft__ring_cancel_foreign(t->sched, to, key); /* e.g. a group canceled from a thread */
 }
 
 void weft__task_request_cancel(weft__task *t)
@@ -370,8 +431,9 @@ int weft__task_wait(weft_waiter *wt)
     atomic_store_explicit(&wt->task_id, t->id, memory_order_relaxed);
     wt->wake = wake_fiber;
     bool cancelable = wt->cancelable;
-    if (cancelable &&
-        weft__cancel_enter(t, WEFT__CANCEL_WHERE_PARK, weft__park_bucket(wt->addr)) < 0) {
+    if (cancelable && weft__cancel_enter(t, WEFT__CANCEL_WHERE_PARK |
+                                                weft__park_bucket_index(wt->addr),
+                                            NULL) < 0) {
         if (weft__park_withdraw(wt))
             return -ECANCELED;
         cancelable = false; /* a waker has taken it: its wake-up is coming */
@@ -421,8 +483,7 @@ static void select_handoff(weft__worker *w, weft__task *prev, void *arg)
 
 size_t weft__task_select(weft__sched *s, weft__task *const *ts, size_t n)
 {
-    (void)s;
-    current_worker("weft_select");
+    current_worker(s, "weft_select");
     if (n == 0) {
         fprintf(stderr, "weft: weft_select: no futures to wait for\n");
         abort();
@@ -470,17 +531,96 @@ static void wait_detached_handoff(weft__worker *w, weft__task *prev, void *arg)
 {
     weft__sched *s = arg;
     atomic_store_explicit(&s->detached_waiter, prev, memory_order_seq_cst);
-    if (atomic_load_explicit(&s->detached, memory_order_seq_cst) == 0) {
+    /* seq_cst: pairs with exit_detached (count, then waiter) and with the
+       report timer (flag, then waiter). */
+    if (atomic_load_explicit(&s->detached, memory_order_seq_cst) == 0 ||
+        (atomic_load_explicit(&s->deinit_report_due, memory_order_seq_cst) &&
+         !s->deinit_reported)) {
         weft__task *a = atomic_exchange_explicit(&s->detached_waiter, NULL, memory_order_seq_cst);
         if (a)
             weft__sched_ready(w, a);
     }
 }
 
+/* How long deinit waits for detached tasks before it says which: 10 s,
+   or WEFT_DEINIT_REPORT_MS milliseconds (0: never). */
+static int64_t report_delay_ns(void)
+{
+    const char *e = getenv("WEFT_DEINIT_REPORT_MS");
+    if (!e || !*e)
+        return 10LL * 1000000000;
+    char *end;
+    long long ms = strtoll(e, &end, 10);
+    if (*end || ms < 0)
+        return 10LL * 1000000000;
+    return ms * 1000000;
+}
+
+static void detached_report_due(weft__worker *w, struct weft__ring_timer *tm, int32_t res)
+{
+    (void)res;
+    weft__sched *s = (weft__sched *)((char *)tm - offsetof(weft__sched, deinit_timer));
+    atomic_store_explicit(&s->deinit_report_due, true, memory_order_seq_cst);
+    /* Wakes the waiting main task, unless a finishing task has (or it is
+       not waiting at the moment: it looks at the flag before it waits). */
+    weft__task *a = atomic_exchange_explicit(&s->detached_waiter, NULL, memory_order_seq_cst);
+    if (a)
+        weft__sched_ready(w, a);
+}
+
+static void report_detached(weft__stack *st, void *arg)
+{
+    unsigned *n = arg;
+    weft__fiber *f = (weft__fiber *)(weft__stack_top(st) - sizeof(weft__fiber));
+    if (f->entry != task_entry)
+        return;
+    weft__task *t = f->extra;
+    if (!(t->flags & WEFT__TASK_DETACHED))
+        return;
+    char name[256];
+    fn_name(t->fn, name, sizeof name);
+    unsigned where = atomic_load_explicit(&t->cancel, memory_order_relaxed) >>
+                     WEFT__CANCEL_WHERE_SHIFT;
+    char state[96];
+    if (where & WEFT__CANCEL_WHERE_PARK)
+        snprintf(state, sizeof state, "waiting on a mutex, condition, queue or group");
+    else if (where)
+        snprintf(state, sizeof state, "in an operation on worker %u's ring", where - 1);
+    else
+        snprintf(state, sizeof state, "running, runnable, or in an uncancelable wait");
+    fprintf(stderr, "weft:   %s, task %llu, %s%s\n", name, (unsigned long long)t->id, state,
+            t->group ? ", a group member" : "");
+    (*n)++;
+}
+
 void weft__task_wait_detached(weft__sched *s)
 {
-    while (atomic_load_explicit(&s->detached, memory_order_seq_cst) > 0)
+    if (atomic_load_explicit(&s->detached, memory_order_seq_cst) == 0)
+        return;
+    int64_t delay = report_delay_ns();
+    s->deinit_reported = delay == 0;
+    if (!s->deinit_reported) {
+        /* The record lives in s: the timer may still be armed when this
+           returns, and only the ring's teardown retires it. */
+        s->deinit_timer.fn = detached_report_due;
+        weft__ring_timer_start(weft__worker_current(), &s->deinit_timer, delay);
+    }
+    while (atomic_load_explicit(&s->detached, memory_order_seq_cst) > 0) {
+        if (!s->deinit_reported &&
+            atomic_load_explicit(&s->deinit_report_due, memory_order_seq_cst)) {
+            s->deinit_reported = true;
+            long left = atomic_load_explicit(&s->detached, memory_order_seq_cst);
+            fprintf(stderr,
+                    "weft: weft_event_loop_deinit: still waiting after %lld ms for %ld detached "
+                    "task%s:\n",
+                    (long long)(delay / 1000000), left, left == 1 ? "" : "s");
+            unsigned n = 0;
+            weft__stack_pool_each_in_use(&s->pool, report_detached, &n);
+            if (n == 0)
+                fprintf(stderr, "weft:   (tasks that ran inline, or are just finishing)\n");
+        }
         weft__sched_block(wait_detached_handoff, s);
+    }
 }
 
 struct report {

@@ -197,6 +197,12 @@ static void dispatch(weft__worker *w, uint64_t ud, int32_t res, uint32_t flags)
         take_mail(w);
         arm_eventfd(w);
         break;
+    case WEFT__UD_TIMER: {
+        struct weft__ring_timer *t = p;
+        w->ring->inflight--;
+        t->fn(w, t, res);
+        break;
+    }
     default:
         fprintf(stderr, "weft: io_uring: completion with unknown user_data %#llx\n",
                 (unsigned long long)ud);
@@ -208,6 +214,13 @@ bool weft__ring_busy(weft__worker *w)
 {
     struct weft__ring *r = w->ring;
     return r->inflight || io_uring_sq_ready(&r->ring) || io_uring_cq_ready(&r->ring) ||
+           atomic_load_explicit(&r->mail, memory_order_relaxed);
+}
+
+bool weft__ring_pending(weft__worker *w)
+{
+    struct weft__ring *r = w->ring;
+    return io_uring_sq_ready(&r->ring) || io_uring_cq_ready(&r->ring) ||
            atomic_load_explicit(&r->mail, memory_order_relaxed);
 }
 
@@ -265,6 +278,22 @@ static void efd_kick(weft__worker *to)
     }
 }
 
+/* A cancel request for `to`'s ring, where it has no MSG_RING: into its
+   mailbox, which it empties when its eventfd read completes. */
+static void mail_cancel(weft__worker *to, void *key)
+{
+    struct weft__mail *m = malloc(sizeof *m);
+    if (!m) {
+        fprintf(stderr, "weft: out of memory sending a cancel request\n");
+        abort();
+    }
+    m->key = key;
+    m->next = atomic_load_explicit(&to->ring->mail, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&to->ring->mail, &m->next, m,
+                                                  memory_order_release, memory_order_relaxed))
+        ;
+}
+
 static void send_msg(weft__worker *from, weft__worker *to, uint64_t ud)
 {
     struct weft__ring *r = from->ring;
@@ -278,18 +307,8 @@ static void send_msg(weft__worker *from, weft__worker *to, uint64_t ud)
         submit(from);
         return;
     }
-    if ((ud & WEFT__UD_MASK) == WEFT__UD_CANCEL) {
-        struct weft__mail *m = malloc(sizeof *m);
-        if (!m) {
-            fprintf(stderr, "weft: out of memory sending a cancel request\n");
-            abort();
-        }
-        m->key = (void *)(uintptr_t)(ud & ~(uint64_t)WEFT__UD_MASK);
-        m->next = atomic_load_explicit(&to->ring->mail, memory_order_relaxed);
-        while (!atomic_compare_exchange_weak_explicit(&to->ring->mail, &m->next, m,
-                                                      memory_order_release, memory_order_relaxed))
-            ;
-    }
+    if ((ud & WEFT__UD_MASK) == WEFT__UD_CANCEL)
+        mail_cancel(to, (void *)(uintptr_t)(ud & ~(uint64_t)WEFT__UD_MASK));
     efd_kick(to);
 }
 
@@ -300,35 +319,48 @@ void weft__ring_wake(weft__worker *from, weft__worker *to)
 
 /* A thread that is no worker has no ring to send from: it borrows one
    made for the purpose, on first use, under a lock (this path is rare:
-   a thread on another Io waking a task of this loop). */
-void weft__ring_wake_foreign(weft__sched *s, weft__worker *to)
+   a thread on another Io waking a task of this loop, or canceling one). */
+static void foreign_send(weft__sched *s, weft__worker *to, uint64_t ud)
 {
+    int saved = errno;
     if (!to->ring->msg_ring) {
+        if ((ud & WEFT__UD_MASK) == WEFT__UD_CANCEL)
+            mail_cancel(to, (void *)(uintptr_t)(ud & ~(uint64_t)WEFT__UD_MASK));
         efd_kick(to);
+        errno = saved;
         return;
     }
-    int saved = errno;
     pthread_mutex_lock(&s->foreign_lock);
     if (!s->foreign) {
         struct io_uring *r = malloc(sizeof *r);
         if (!r || io_uring_queue_init(4, r, 0) < 0) {
-            fprintf(stderr, "weft: cannot set up a ring to wake a worker from another thread\n");
+            fprintf(stderr, "weft: cannot set up a ring to reach a worker from another thread\n");
             abort();
         }
         s->foreign = r;
     }
     struct io_uring_sqe *sqe = io_uring_get_sqe(s->foreign);
-    io_uring_prep_msg_ring(sqe, to->ring->ring.ring_fd, 0, UD(NULL, WEFT__UD_WAKE), 0);
+    io_uring_prep_msg_ring(sqe, to->ring->ring.ring_fd, 0, ud, 0);
     io_uring_sqe_set_data64(sqe, 0);
     struct io_uring_cqe *cqe;
     if (io_uring_submit_and_wait(s->foreign, 1) < 0 || io_uring_wait_cqe(s->foreign, &cqe) < 0 ||
         cqe->res < 0) {
-        fprintf(stderr, "weft: waking a worker from another thread failed\n");
+        fprintf(stderr, "weft: a message to a worker from another thread failed\n");
         abort();
     }
     io_uring_cqe_seen(s->foreign, cqe);
     pthread_mutex_unlock(&s->foreign_lock);
     errno = saved;
+}
+
+void weft__ring_wake_foreign(weft__sched *s, weft__worker *to)
+{
+    foreign_send(s, to, UD(NULL, WEFT__UD_WAKE));
+}
+
+void weft__ring_cancel_foreign(weft__sched *s, weft__worker *to, void *key)
+{
+    foreign_send(s, to, UD(key, WEFT__UD_CANCEL));
 }
 
 void weft__ring_foreign_fini(weft__sched *s)
@@ -346,4 +378,14 @@ void weft__ring_cancel(weft__worker *from, weft__worker *to, void *key)
         prep_cancel(from, key);
     else
         send_msg(from, to, UD(key, WEFT__UD_CANCEL));
+}
+
+void weft__ring_timer_start(weft__worker *w, struct weft__ring_timer *t, int64_t ns)
+{
+    t->ts.tv_sec = ns / 1000000000;
+    t->ts.tv_nsec = ns % 1000000000;
+    struct io_uring_sqe *sqe = weft__ring_sqe(w);
+    io_uring_prep_timeout(sqe, &t->ts, 0, 0);
+    io_uring_sqe_set_data64(sqe, UD(t, WEFT__UD_TIMER));
+    w->ring->inflight++;
 }

@@ -9,6 +9,7 @@
  *   IGNORE  a completion nobody waits for (ASYNC_CANCEL's own result)
  *   MSGFAIL a ring message that could not be delivered
  *   EVENTFD the wake-up read on the eventfd, where MSG_RING is missing
+ *   TIMER   a struct weft__ring_timer whose expiry calls its function
  * Control messages never pose as operation results (no fake -EINTR).
  */
 #ifndef WEFT_URING_RING_H
@@ -25,6 +26,7 @@ enum {
     WEFT__UD_IGNORE = 3,
     WEFT__UD_MSGFAIL = 4,
     WEFT__UD_EVENTFD = 5,
+    WEFT__UD_TIMER = 6,
     WEFT__UD_MASK = 7,
 };
 
