@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Installs the Debian packages weft needs for a job, if any are missing.
 #   scripts/deps.sh build|test|bench
 # As root it runs apt-get; otherwise it prints the exact command and fails.

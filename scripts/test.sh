@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Builds weft every way it ships and runs the whole test suite on each:
 #   gcc and clang (warnings are errors), the asm and the Boost.Context
 #   switch, ASan+UBSan, TSan, valgrind, an installed-copy consumer, and

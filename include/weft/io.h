@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * weft_io: the interface every weft program talks to.
  *

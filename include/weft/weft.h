@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * weft: stackful fibers on work-stealing threads, with io_uring I/O.
  *

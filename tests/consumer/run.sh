@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Builds tiny programs against an installed weft, with pkg-config and with
 # CMake's find_package, shared and static, C11 and C++, and runs them.
 # Usage: run.sh PREFIX WORKDIR.  Prints one line per check and a closing
