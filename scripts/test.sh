@@ -106,6 +106,8 @@ if configure gcc -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=gcc; then
     suite valgrind env WEFT_TEST_SCALE=20 valgrind -q --trace-children=yes --error-exitcode=99 \
         build/gcc/tests/weft_tests
     rm -rf build/prefix
+    # The ABI: libweft.so exports the headers' WEFT_API functions and nothing else.
+    checks abi tests/abi/exports.sh build/gcc/libweft.so include/weft
     if cmake --install build/gcc --prefix "$root/build/prefix" >"$logs/install.log" 2>&1; then
         checks consumer tests/consumer/run.sh "$root/build/prefix" "$root/build/consumer"
     else
