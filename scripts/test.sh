@@ -110,6 +110,8 @@ if configure gcc -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=gcc; then
     checks abi tests/abi/exports.sh build/gcc/libweft.so include/weft
     if cmake --install build/gcc --prefix "$root/build/prefix" >"$logs/install.log" 2>&1; then
         checks consumer tests/consumer/run.sh "$root/build/prefix" "$root/build/consumer"
+        # No GPL library in libweft.so or in a program linked with libweft.a.
+        checks no-gpl tests/license/no_gpl.sh "$root/build/prefix" build/gcc
     else
         echo "== install failed: see $logs/install.log"
         fail=$((fail + 1))
