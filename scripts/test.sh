@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: MIT
 # Builds weft every way it ships and runs the whole test suite on each:
 #   gcc and clang (warnings are errors), the asm and the Boost.Context
-#   switch, ASan+UBSan, TSan, valgrind, an installed-copy consumer, and
-#   aarch64 under qemu-user.
+#   switch, ASan+UBSan, TSan, valgrind, an installed-copy consumer, the
+#   Debian packages, and aarch64 under qemu-user; checks the license
+#   lines, the exported symbols, and that nothing links a GPL library.
 # Ends with one line, "tests: N passed, N failed"; exits non-zero on any
 # failure.  Logs go to build/logs/.
 set -u
@@ -105,9 +106,9 @@ if configure gcc -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=gcc; then
     # valgrind runs the same binary, with loop counts divided by 20.
     suite valgrind env WEFT_TEST_SCALE=20 valgrind -q --trace-children=yes --error-exitcode=99 \
         build/gcc/tests/weft_tests
-    rm -rf build/prefix
     # The ABI: libweft.so exports the headers' WEFT_API functions and nothing else.
     checks abi tests/abi/exports.sh build/gcc/libweft.so include/weft
+    rm -rf build/prefix
     if cmake --install build/gcc --prefix "$root/build/prefix" >"$logs/install.log" 2>&1; then
         checks consumer tests/consumer/run.sh "$root/build/prefix" "$root/build/consumer"
         # No GPL library in libweft.so or in a program linked with libweft.a.
@@ -117,6 +118,16 @@ if configure gcc -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=gcc; then
         fail=$((fail + 1))
         failed+=(install)
     fi
+fi
+# The Debian packages (libweft0, libweft-dev), built by dpkg-buildpackage
+# from a copy of the tree and unpacked with dpkg -x into build/deb/root:
+# the installed-copy checks run again against them.
+checks package tests/package/run.sh "$root/build/deb"
+if [ -d build/deb/root/usr/include/weft ]; then
+    checks package-abi tests/abi/exports.sh "$(ls build/deb/root/usr/lib/*/libweft.so.0)" \
+        build/deb/root/usr/include/weft
+    checks package-consumer tests/consumer/run.sh "$root/build/deb/root/usr" "$root/build/deb/consumer"
+    checks package-no-gpl tests/license/no_gpl.sh "$root/build/deb/root/usr" build/deb/build
 fi
 if configure clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang; then
     suite clang build/clang/tests/weft_tests
