@@ -38,10 +38,17 @@ rm -rf "$out" && mkdir -p "$out/src" || exit 1
 tar -C "$src" --exclude=./build --exclude=./.git -cf - . | tar -C "$out/src" -xf -
 (cd "$out/src" && dpkg-buildpackage -b -uc -us -jauto) >"$out/build.log" 2>&1
 rc=$?
-# The tools' own warnings count as failures (compilers' are errors anyway).
-mapfile -t problems < <(grep -E '^(dpkg-[a-z]+|dh_[a-z_]+|dh): (warning|error)' "$out/build.log" | tail -15)
-[ "$rc" -eq 0 ] || problems+=("dpkg-buildpackage exited with $rc; the log is $out/build.log" \
-    "$(grep -v '^\[' "$out/build.log" | tail -10)")
+problems=()
+if [ "$rc" -ne 0 ]; then
+    problems+=("dpkg-buildpackage exited with $rc; the log is $out/build.log, which ends:")
+    while IFS= read -r l; do problems+=("  $l"); done < <(grep -v '^\[' "$out/build.log" | tail -14)
+    grep -q '^dpkg-gensymbols: error' "$out/build.log" &&
+        problems+=("libweft.so's exports differ from debian/libweft0.symbols: list each new symbol" \
+            "there with the version that first ships it (the diff above has them)")
+else
+    # The tools' own warnings count as failures (compilers' are errors anyway).
+    mapfile -t problems < <(grep -E '^(dpkg-[a-z]+|dh_[a-z_]+|dh): warning' "$out/build.log" | tail -15)
+fi
 arch=$(dpkg-architecture -qDEB_HOST_ARCH)
 triplet=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
 version=$(cd "$out/src" && dpkg-parsechangelog -SVersion)
