@@ -8,7 +8,7 @@
  * as it is, a program built against these headers keeps running against a
  * newer libweft.so.0.  That covers:
  *   - every function declared WEFT_API: the library exports these and
- *     nothing else (tests/abi/exports.sh checks both ways);
+ *     nothing else (the test suite checks both);
  *   - the layout of every public struct: weft_io, weft_io_vtable (which
  *     grows only at its end; its size field says how much of it an
  *     implementation fills in), weft_event_loop_options, weft_mutex,
