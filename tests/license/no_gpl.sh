@@ -44,26 +44,27 @@ fail=0
 check() {
     local name=$1 what=$2
     shift 2
-    local bad=0 lines=() n row license verdict
-    [ $# -gt 0 ] || { lines+=("$what: nothing found to check"); bad=1; }
+    local bad=() good=() n row license verdict
+    [ $# -gt 0 ] || bad+=("$what: nothing found to check")
     for n in $(printf '%s\n' "$@" | sort -u); do
         row=$(grep -m1 "^$n|" <<<"$table")
         license=$(cut -d'|' -f2 <<<"$row")
         verdict=$(cut -d'|' -f3 <<<"$row")
         case $verdict in
-        ok) lines+=("$n: $license") ;;
-        gpl) lines+=("GPL: $n: $license, named by $what"); bad=1 ;;
-        *) lines+=("UNKNOWN LICENSE: $n, named by $what: look it up and add it to $0"); bad=1 ;;
+        ok) good+=("$n: $license") ;;
+        gpl) bad+=("GPL: $n: $license, named by $what") ;;
+        *) bad+=("UNKNOWN LICENSE: $n, named by $what: look it up and add it to $0") ;;
         esac
     done
-    if [ "$bad" -eq 0 ]; then
+    if [ ${#bad[@]} -eq 0 ]; then
         echo "[PASS] no_gpl::$name"
         pass=$((pass + 1))
     else
         echo "[FAIL] no_gpl::$name"
+        printf '    %s\n' "${bad[@]}"
         fail=$((fail + 1))
     fi
-    printf '    %s\n' "${lines[@]}"
+    [ ${#good[@]} -eq 0 ] || echo "    allowed: $(printf '%s; ' "${good[@]}" | sed 's/; $//')"
 }
 
 # Library names from a link line: -lNAME, -l:libNAME.a, .../libNAME.so.N,
