@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* Small helpers shared by the benchmark programs: a clock, medians, and
    markdown table rows.  Benchmarks print; they never fail the build. */
 #ifndef WEFT_BENCH_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * The scheduler's costs, printed in the peers' line format
  * ("<runtime> <bench> <median> <unit>") for bench/tables.sh:

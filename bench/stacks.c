@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * Fiber stacks: what getting and returning one costs, and what a million
  * idle ones cost in memory and mappings.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * Context switch cost: weft's assembly against Boost.Context's fcontext and
  * glibc's swapcontext, in one run.  Two contexts ping-pong; one jump is one

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Turns "<runtime> <bench> <median> <unit>" lines into one markdown table per
 # benchmark, each row with its ratio to weft on every CPU (weft on 1 worker
 # for yield, which runs on one thread everywhere).  Lines that are not

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # CMake toolchain file: cross-build weft for aarch64 Linux on Debian 12 with
 # gcc-aarch64-linux-gnu, and run what it builds under qemu-user.
 #

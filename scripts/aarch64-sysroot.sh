@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Prepares what cross-building weft for aarch64 and running its tests under
 # qemu-user need, on Debian 12 (x86_64):
 #

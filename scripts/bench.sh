@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Installs what is missing, builds weft in Release and prints the benchmark
 # tables (markdown; also saved to build/bench-results.md).
 #   BENCH_SCALE=N divides iteration counts, for a quick look.

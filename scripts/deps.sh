@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Installs the Debian packages weft needs for a job, if any are missing.
-#   scripts/deps.sh build|test|bench
+#   scripts/deps.sh build|package|test|bench
+# (package: what dpkg-buildpackage needs to build debian/'s packages)
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 set -u
 job=${1:-build}
 pkgs=(build-essential cmake ninja-build pkg-config liburing-dev libatomic-ops-dev
       libboost-context-dev)
+deb=(dpkg-dev debhelper valgrind)
 case $job in
 build) ;;
+package) pkgs+=("${deb[@]}") ;;
 test) pkgs+=(libcriterion-dev clang g++ valgrind gdb gcc-aarch64-linux-gnu libc6-dev-arm64-cross
-             qemu-user) ;;
+             qemu-user "${deb[@]}") ;;
 bench) pkgs+=(libboost-fiber-dev golang-go cargo rustc librust-tokio-dev) ;;
-*) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+*) echo "usage: $0 build|package|test|bench" >&2; exit 2 ;;
 esac
 
 missing=()

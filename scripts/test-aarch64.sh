@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Cross-builds weft for aarch64 and runs its Criterion tests under qemu-user,
 # on Debian 12 (x86_64).  Exits with the test binary's status.
 #

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Builds weft every way it ships and runs the whole test suite on each:
 #   gcc and clang (warnings are errors), the asm and the Boost.Context
-#   switch, ASan+UBSan, TSan, valgrind, an installed-copy consumer, and
-#   aarch64 under qemu-user.
+#   switch, ASan+UBSan, TSan, valgrind, an installed-copy consumer, the
+#   Debian packages, and aarch64 under qemu-user; checks the license
+#   lines, the exported symbols, and that nothing links a GPL library.
 # Ends with one line, "tests: N passed, N failed"; exits non-zero on any
 # failure.  Logs go to build/logs/.
 set -u
@@ -64,21 +66,68 @@ suite() {
     fi
 }
 
+# checks NAME COMMAND...: runs a script that prints a [PASS] or [FAIL] line
+# per check (details indented below it) and closes with "WORD: N passed,
+# N failed"; shows the failures and adds the counts.
+checks() {
+    local name=$1
+    shift
+    echo "== test $name"
+    "$@" >"$logs/test-$name.log" 2>&1
+    local rc=$?
+    awk '/^\[FAIL\]/ { show = 1; print; next } /^\[/ { show = 0 } show && /^    / { print }' \
+        "$logs/test-$name.log" | head -40
+    local line p f
+    line=$(grep -aE '^[a-z_]+: [0-9]+ passed, [0-9]+ failed$' "$logs/test-$name.log" | tail -1)
+    if [ -z "$line" ]; then
+        echo "   (no summary; exit status $rc; see $logs/test-$name.log)"
+        tail -20 "$logs/test-$name.log"
+        fail=$((fail + 1))
+        failed+=("$name")
+        return 1
+    fi
+    echo "   $line"
+    p=$(sed -E 's/.*: ([0-9]+) passed.*/\1/' <<<"$line")
+    f=$(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"$line")
+    pass=$((pass + p))
+    fail=$((fail + f))
+    if [ "$rc" -ne 0 ] || [ "$f" -ne 0 ]; then
+        [ "$f" -eq 0 ] && fail=$((fail + 1))
+        failed+=("$name")
+        return 1
+    fi
+}
+
+# The license: LICENSE, an SPDX line in every file, the license named.
+checks license tests/license/check.sh "$root"
+
 if configure gcc -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=gcc; then
     suite gcc build/gcc/tests/weft_tests
     # valgrind runs the same binary, with loop counts divided by 20.
     suite valgrind env WEFT_TEST_SCALE=20 valgrind -q --trace-children=yes --error-exitcode=99 \
         build/gcc/tests/weft_tests
-    echo "== test consumer"
+    # The ABI: libweft.so exports the headers' WEFT_API functions and nothing else.
+    checks abi tests/abi/exports.sh build/gcc/libweft.so include/weft
     rm -rf build/prefix
-    if cmake --install build/gcc --prefix "$root/build/prefix" >"$logs/install.log" 2>&1 &&
-        tests/consumer/run.sh "$root/build/prefix" "$root/build/consumer" | tee "$logs/test-consumer.log"; then :; fi
-    line=$(grep 'consumer:' "$logs/test-consumer.log" 2>/dev/null | tail -1)
-    cp=$(sed -nE 's/.* ([0-9]+) passed.*/\1/p' <<<"$line")
-    cf=$(sed -nE 's/.* ([0-9]+) failed.*/\1/p' <<<"$line")
-    pass=$((pass + ${cp:-0}))
-    fail=$((fail + ${cf:-1}))
-    [ "${cf:-1}" -ne 0 ] && failed+=(consumer)
+    if cmake --install build/gcc --prefix "$root/build/prefix" >"$logs/install.log" 2>&1; then
+        checks consumer tests/consumer/run.sh "$root/build/prefix" "$root/build/consumer"
+        # No GPL library in libweft.so or in a program linked with libweft.a.
+        checks no-gpl tests/license/no_gpl.sh "$root/build/prefix" build/gcc
+    else
+        echo "== install failed: see $logs/install.log"
+        fail=$((fail + 1))
+        failed+=(install)
+    fi
+fi
+# The Debian packages (libweft0, libweft-dev), built by dpkg-buildpackage
+# from a copy of the tree and unpacked with dpkg -x into build/deb/root:
+# the installed-copy checks run again against them.
+checks package tests/package/run.sh "$root/build/deb"
+if [ -d build/deb/root/usr/include/weft ]; then
+    checks package-abi tests/abi/exports.sh "$(ls build/deb/root/usr/lib/*/libweft.so.0)" \
+        build/deb/root/usr/include/weft
+    checks package-consumer tests/consumer/run.sh "$root/build/deb/root/usr" "$root/build/deb/consumer"
+    checks package-no-gpl tests/license/no_gpl.sh "$root/build/deb/root/usr" build/deb/build
 fi
 if configure clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang; then
     suite clang build/clang/tests/weft_tests

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include <weft/weft.h>
 
 #include "asm/context.h"

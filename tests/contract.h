@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * The contract suite's harness: each CONTRACT test is written once, as a
  * body taking a weft_io, and runs against the event loop with 1, 2 and 4

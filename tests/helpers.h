@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* Shared by the tests: scaling for slow runners, and running code in a
    child process whose death and stderr are the behaviour under test. */
 #ifndef WEFT_TESTS_HELPERS_H

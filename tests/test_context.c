@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* The context switch (src/asm): what weft__context_jump and
    weft__context_make promise, tested directly on raw stacks. */
 #include "asm/context.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * The task and time contract of weft_io (API.md, "Tasks and futures" and
  * "Time"), one test per sentence, run against every implementation.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* Fibers (src/fiber/fiber.c, overflow.c): switching with bookkeeping, many
    fibers at once, deep recursion, and overflow reports. */
 #include "fiber/fiber.h"

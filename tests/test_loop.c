@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * What only the event loop promises: its options, its deinit report, the
  * old-kernel paths, and cancellation across workers' rings.

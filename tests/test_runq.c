@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * The run queue under contention: an owner pushing and popping at both
  * ends while thieves steal batches.  Every task must be taken exactly once

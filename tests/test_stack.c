@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* Fiber stacks (src/fiber/stack.c): guards, the pool, recycling. */
 #include "fiber/stack.h"
 #include "helpers.h"

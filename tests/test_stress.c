@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * Load: a million tasks in a tree, randomized spawn/select/cancel, and a
  * million hand-offs between tasks on different workers.

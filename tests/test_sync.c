@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * Groups, mutexes, conditions and queues (<weft/sync.h>), run against the
  * event loop with 1, 2 and 4 workers and against the blocking Io.  Tests

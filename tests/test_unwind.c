@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* The assembly's CFI: a debugger stopped inside a fiber unwinds through the
    fiber's frames to its entry and stops cleanly at the context's start. */
 #include "helpers.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* Run under gdb by test_unwind.c: stops at probe_here, three calls deep
    inside a fiber, so a backtrace from there can be checked. */
 #include "fiber/fiber.h"

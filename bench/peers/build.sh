@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Builds the peer benchmarks (pthread, Boost.Fiber, Go, Tokio) into OUTDIR as
 # peer_pthread, peer_boost_fiber, peer_go and peer_tokio, optimised, offline.
 #   bench/peers/build.sh OUTDIR

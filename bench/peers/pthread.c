@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * Peer benchmark: POSIX threads, the baseline a fiber runtime replaces.
  *

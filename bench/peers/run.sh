@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Runs every peer benchmark that bench/peers/build.sh built into OUTDIR and
 # prints each result line prefixed with the peer's name:
 #   <peer> <bench> <median> <unit>      e.g. "tokio spawn_await 812.4 ns"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * weft_io: the interface every weft program talks to.
  *
@@ -26,6 +27,8 @@
 extern "C" {
 #endif
 
+/* Marks the functions the shared library exports: its whole ABI, with the
+   public structs (see "Stability" in <weft/weft.h>). */
 #if defined(__GNUC__)
 #define WEFT_API __attribute__((visibility("default")))
 #else

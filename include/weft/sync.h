@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * Synchronisation for tasks: groups, mutexes, conditions and bounded
  * queues.  Included by <weft/weft.h>.

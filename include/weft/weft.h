@@ -1,7 +1,29 @@
+// SPDX-License-Identifier: MIT
 /*
  * weft: stackful fibers on work-stealing threads, with io_uring I/O.
  *
  * The one header a program includes.  Compiles as C11 and as C++.
+ *
+ * Stability.  The shared library's soname is libweft.so.0, and for as long
+ * as it is, a program built against these headers keeps running against a
+ * newer libweft.so.0.  That covers:
+ *   - every function declared WEFT_API: the library exports these and
+ *     nothing else (the test suite checks both);
+ *   - the layout of every public struct: weft_io, weft_io_vtable (which
+ *     grows only at its end; its size field says how much of it an
+ *     implementation fills in), weft_event_loop_options, weft_mutex,
+ *     weft_cond, weft_group, and their _INIT initialisers;
+ *   - the behaviour the comments and docs/ describe, and the values of the
+ *     WEFT_ constants.
+ * A change that breaks any of these comes with a new soname (and Debian
+ * package name).  Names ending in an underscore (weft_mutex_lock_slow_,
+ * weft_cond_wake_, WEFT_MUTEX_LOCKED_, the struct fields) belong to the
+ * inline fast paths: they are in the ABI because compiled programs call or
+ * touch them through those inlines, but they are not an interface to use
+ * by name, and a later header may drop them from view.  Minor releases
+ * may add functions; a program that uses one needs at least that release
+ * (WEFT_VERSION_* in <weft/version.h> name the headers' release).
+ * Everything outside include/weft is internal.
  */
 #ifndef WEFT_WEFT_H
 #define WEFT_WEFT_H

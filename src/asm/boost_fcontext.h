@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* libboost_context's C-linkage entry points (boost/context/detail/fcontext.hpp
    declares them for C++ only). */
 #ifndef WEFT_ASM_BOOST_FCONTEXT_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * The context switch: the lowest layer of weft.
  *

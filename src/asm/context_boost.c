@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * The context interface on top of libboost_context (WEFT_CONTEXT=boost).
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * weft__context_jump for aarch64, AAPCS64, ELF, GNU as.
  *

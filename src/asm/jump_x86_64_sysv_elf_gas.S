@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * weft__context_jump for x86_64, System V ABI, ELF, GNU as.
  *

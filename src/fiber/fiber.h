@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * Fibers: a stack, a saved context, and the switch between two of them.
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * What the sanitizers and valgrind must be told about stack switching.
  * Every helper compiles to nothing when its tool is absent.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * Fiber stacks: guarded mappings, pooled.
  *

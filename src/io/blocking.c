@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * The blocking Io: no concurrency and no setup.  async runs the task
  * inline and returns a finished future; concurrent fails with -EOPNOTSUPP;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * weft_now, shared by every implementation: clock_gettime, with errno left
  * as the caller had it.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * The event loop's weft_io: the vtable over src/sched and src/uring.
  */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * Groups on the event loop.
  *

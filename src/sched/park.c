@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * The parking lot.  Every object a task can wait on -- a mutex, a
  * condition, a queue, a group -- keeps its waiters here, in a table of

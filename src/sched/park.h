@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * The parking lot: where tasks (and threads) wait for mutexes, conditions,
  * queues and groups.  park.c explains the protocol.

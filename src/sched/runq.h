@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * A worker's run queue: a bounded ring of task pointers.  The owner pushes
  * and pops at the tail (LIFO: a task it just spawned or woke runs next,

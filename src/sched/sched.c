@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * The scheduler: worker threads, run queues, stealing, parking and waking.
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * The scheduler's objects and the calls between src/sched, src/uring and
  * src/io.  The design and its invariants are in sched.c.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * Mutex, condition and queue: the slow paths behind <weft/sync.h>.  They
  * are the same for every Io; only the sleeping differs (io.vtable->wait).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * Tasks and futures: spawning, finishing, await, select, cancel.
  *

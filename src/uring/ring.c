@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * Per-worker rings: setup with the modern flags where the kernel has them,
  * completion dispatch, ring messages between workers, and parking.

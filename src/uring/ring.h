@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * A worker's io_uring, and how a task waits for one operation on it.
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * Time on the event loop: now is clock_gettime; sleep is an absolute
  * IORING_OP_TIMEOUT on the worker's ring, which a cancel interrupts with

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * Test helper: weft_test_jump_regs(to, data, in, out) sets every
  * callee-saved register to in[], calls weft__context_jump(to, data), and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * Test helper: weft_test_jump_regs(to, data, in, out) sets every
  * callee-saved register and the FP control words to in[], calls

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* A program outside the tree, built against an installed weft. */
 #include <weft/weft.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * Lets Criterion 2.4 run under ThreadSanitizer (x86_64).
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 module weft/bench/peers/go
 
 go 1.19

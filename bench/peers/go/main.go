@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Peer benchmark: Go goroutines.
 //
 //	spawn_await  `go f()` where f only signals a channel, then receive from

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! Peer benchmark: Tokio tasks.
 //!
 //! * `spawn_await`: from a task on the multi-thread runtime,
