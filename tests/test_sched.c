@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * The scheduler's promises under the programs that once broke them:
  * completions and spilled tasks reach a worker whose tasks only yield,
