@@ -62,6 +62,7 @@ struct __attribute__((aligned(64))) weft__task {
     uint32_t result_len;
     uint32_t flags;
     uint64_t id; /* unique per loop: tells a reused stack's task from the old one */
+    int64_t queued_ns; /* when it went into the global queue (CLOCK_MONOTONIC) */
 
     /* Group members: linked under the group's bucket lock (group.c). */
     struct weft_group *group;
@@ -122,6 +123,7 @@ struct __attribute__((aligned(64))) weft__worker {
     uint32_t rng;
     uint32_t tick;
     uint32_t fair;
+    int64_t global_taken; /* when the periodic pass last took an overdue task */
     bool periodic; /* the next search starts with the ring and the global queue */
     uint64_t ids; /* task ids handed out here */
     bool spinning;
@@ -168,6 +170,7 @@ struct weft__sched {
     pthread_mutex_t global_lock; /* the global queue */
     weft__task *global_head, *global_tail;
     _Atomic uint32_t global_size;
+    _Atomic int64_t global_since; /* queued_ns of the head, 0 when empty */
 
     pthread_mutex_t idle_lock; /* the parked workers */
     unsigned *idle;
