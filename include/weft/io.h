@@ -107,7 +107,8 @@ static inline void weft_async_detached(weft_io io, weft_task_fn *fn, const void 
 
 /* Waits for f's task to finish, copies its result_len result bytes to
    result (which may be NULL) and releases f.  Each future is released by
-   exactly one weft_await or weft_cancel; a second release aborts. */
+   exactly one weft_await or weft_cancel; a second release aborts, and so
+   does releasing a future another task is waiting for in weft_select. */
 static inline void weft_await(weft_io io, weft_future *f, void *result)
 {
     io.vtable->await(io.userdata, f, result);
@@ -121,7 +122,8 @@ static inline void weft_cancel(weft_io io, weft_future *f, void *result)
 }
 
 /* Blocks until one of futures[0..n) has finished and returns its index (the
-   lowest, when several have).  Releases nothing.  n must be > 0. */
+   lowest, when several have).  Releases nothing.  n must be > 0.  While it
+   waits, no other task may await, cancel or select on those futures. */
 static inline size_t weft_select(weft_io io, weft_future *const *futures, size_t n)
 {
     return io.vtable->select(io.userdata, futures, n);
