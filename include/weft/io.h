@@ -45,6 +45,7 @@ typedef struct weft_future weft_future; /* opaque; released by one await or canc
 typedef struct weft_group weft_group;   /* <weft/sync.h> */
 typedef struct weft_waiter weft_waiter; /* a parked task; internal to weft */
 typedef void weft_task_fn(weft_io io, void *ctx, void *result);
+struct weft_op; /* <weft/ops.h>: one file, directory or socket operation */
 
 /* The most ctx and result bytes a task may carry.  ctx and result are
    aligned to 64 bytes inside the task. */
@@ -75,6 +76,12 @@ struct weft_io_vtable {
                             size_t ctx_len);
     void (*group_wait)(void *ud, weft_group *g);
     void (*group_cancel)(void *ud, weft_group *g);
+    /* Files, directories and sockets (<weft/ops.h>): runs one operation
+       record; the result as the corresponding function returns it. */
+    int64_t (*operate)(void *ud, struct weft_op *op);
+    /* Deadlines: the calling task's, set (returning the old one) and read. */
+    int64_t (*deadline_set)(void *ud, int64_t deadline_ns);
+    int64_t (*deadline)(void *ud);
 };
 
 /* ---- tasks and futures ------------------------------------------------------ */
@@ -149,16 +156,38 @@ static inline int weft_now(weft_io io, clockid_t clock, int64_t *ns)
     return io.vtable->now(io.userdata, clock, ns);
 }
 
-/* Sleeps until clock reads deadline_ns.  0, -ECANCELED, or -EINVAL (a clock
-   other than CLOCK_MONOTONIC, CLOCK_REALTIME or CLOCK_BOOTTIME). */
+/* Sleeps until clock reads deadline_ns.  0, -ECANCELED, -ETIMEDOUT (the
+   task's deadline came first), or -EINVAL (a clock other than
+   CLOCK_MONOTONIC, CLOCK_REALTIME or CLOCK_BOOTTIME). */
 static inline int weft_sleep_until(weft_io io, clockid_t clock, int64_t deadline_ns)
 {
     return io.vtable->sleep_until(io.userdata, clock, deadline_ns);
 }
 
 /* Sleeps for duration_ns on CLOCK_MONOTONIC (0 or less: returns at once,
-   but still a cancellation point).  0 or -ECANCELED. */
+   but still a cancellation point).  0, -ECANCELED or -ETIMEDOUT. */
 WEFT_API int weft_sleep(weft_io io, int64_t duration_ns);
+
+/* ---- deadlines -------------------------------------------------------------- */
+
+/* A task may carry a deadline on CLOCK_MONOTONIC.  Once it has passed,
+   every cancellation point in that task (I/O, sleep, lock, wait, queue)
+   returns -ETIMEDOUT; an operation in flight is interrupted, with the rule
+   of cancel: one that completed first keeps its result.  New tasks start
+   with none.  Set, do the work, restore: deadlines nest by hand. */
+#define WEFT_NO_DEADLINE INT64_MAX
+
+/* Sets the calling task's deadline; returns the previous one. */
+static inline int64_t weft_deadline_set(weft_io io, int64_t deadline_ns)
+{
+    return io.vtable->deadline_set(io.userdata, deadline_ns);
+}
+
+/* The calling task's deadline, or WEFT_NO_DEADLINE. */
+static inline int64_t weft_deadline(weft_io io)
+{
+    return io.vtable->deadline(io.userdata);
+}
 
 #ifdef __cplusplus
 }

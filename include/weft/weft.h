@@ -29,6 +29,7 @@
 #define WEFT_WEFT_H
 
 #include <weft/io.h>
+#include <weft/ops.h>
 #include <weft/sync.h>
 #include <weft/version.h>
 

@@ -11,6 +11,12 @@
  */
 #include "../sched/park.h"
 #include "../sched/sched.h"
+#include "sys.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <weft/weft.h>
 
@@ -39,6 +45,9 @@ static _Thread_local struct {
     struct bfuture *head;
     unsigned count;
 } cache;
+
+/* This thread's deadline (CLOCK_MONOTONIC). */
+static _Thread_local int64_t deadline = WEFT_NO_DEADLINE;
 
 static struct bfuture *bf_get(size_t need)
 {
@@ -89,7 +98,11 @@ static weft_future *b_async(void *ud, weft_task_fn *fn, const void *ctx, size_t 
     /* ctx is copied, as on every Io: fn may write to its ctx. */
     if (ctx_len)
         memcpy(b->data, ctx, ctx_len);
+    /* A task starts with no deadline; the caller's is back afterwards. */
+    int64_t saved = deadline;
+    deadline = WEFT_NO_DEADLINE;
     fn(weft_blocking_io(), b->data, b->data + b->result_off);
+    deadline = saved;
     return (weft_future *)b;
 }
 
@@ -114,7 +127,10 @@ static void b_async_detached(void *ud, weft_task_fn *fn, const void *ctx, size_t
     }
     if (ctx_len)
         memcpy(c, ctx, ctx_len);
+    int64_t saved = deadline;
+    deadline = WEFT_NO_DEADLINE;
     fn(weft_blocking_io(), c, NULL);
+    deadline = saved;
     if (c != buf)
         free(c);
 }
@@ -152,7 +168,7 @@ static void b_group_cancel(void *ud, weft_group *g)
 static int b_wait(void *ud, weft_waiter *w)
 {
     (void)ud;
-    return weft__park_wait_thread(w);
+    return weft__park_wait_thread_until(w, deadline);
 }
 
 static struct bfuture *live(weft_future *f, const char *who)
@@ -218,11 +234,128 @@ static int b_sleep_until(void *ud, clockid_t clock, int64_t deadline_ns)
         return -EINVAL;
     if (deadline_ns < 0)
         deadline_ns = 0;
+    /* The task's deadline, on the sleep's clock, if it comes first. */
+    int timedout = 0;
+    if (deadline != WEFT_NO_DEADLINE) {
+        int64_t d = deadline, mono, other;
+        if (clock != CLOCK_MONOTONIC && weft__clock_now(CLOCK_MONOTONIC, &mono) == 0 &&
+            weft__clock_now(clock, &other) == 0)
+            d = deadline - mono > INT64_MAX - other ? INT64_MAX : other + (deadline - mono);
+        if (d <= deadline_ns) {
+            deadline_ns = d < 0 ? 0 : d;
+            timedout = -ETIMEDOUT;
+        }
+    }
     struct timespec ts = {.tv_sec = deadline_ns / 1000000000, .tv_nsec = deadline_ns % 1000000000};
     int rc;
     while ((rc = clock_nanosleep(clock, TIMER_ABSTIME, &ts, NULL)) == EINTR)
         ;
-    return -rc;
+    return rc ? -rc : timedout;
+}
+
+/* ---- files and sockets: plain system calls ------------------------------- */
+
+/* Before a call that may block on fd for as long as its peer likes: wait
+   for it to be ready with the time left, or -ETIMEDOUT.  Regular files and
+   block devices are not interruptible, and are not waited for. */
+static int ready_before_deadline(int fd, short events)
+{
+    int saved = errno;
+    struct stat st;
+    if (fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) || S_ISDIR(st.st_mode))) {
+        errno = saved;
+        return 0;
+    }
+    for (;;) {
+        int64_t now;
+        weft__clock_now(CLOCK_MONOTONIC, &now);
+        if (now >= deadline) {
+            errno = saved;
+            return -ETIMEDOUT;
+        }
+        int64_t left_ms = (deadline - now + 999999) / 1000000;
+        struct pollfd p = {.fd = fd, .events = events};
+        int n = poll(&p, 1, left_ms > 1000000 ? 1000000 : (int)left_ms);
+        if (n > 0 || (n < 0 && errno != EINTR)) {
+            errno = saved;
+            return 0; /* ready, or an error the call itself will report */
+        }
+    }
+}
+
+/* connect with a deadline: non-blocking, then wait for writability. */
+static int64_t connect_before_deadline(weft_op *op)
+{
+    int saved = errno;
+    int fl = fcntl(op->fd, F_GETFL);
+    if (fl < 0) {
+        int e = errno;
+        errno = saved;
+        return -e;
+    }
+    fcntl(op->fd, F_SETFL, fl | O_NONBLOCK);
+    int64_t rc = connect(op->fd, op->buf, (socklen_t)op->len) < 0 ? -errno : 0;
+    if (rc == -EINPROGRESS) {
+        rc = ready_before_deadline(op->fd, POLLOUT);
+        if (rc == 0) {
+            int err = 0;
+            socklen_t len = sizeof err;
+            rc = getsockopt(op->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 ? -errno : -err;
+        }
+    }
+    fcntl(op->fd, F_SETFL, fl);
+    errno = saved;
+    return rc;
+}
+
+static int64_t b_operate(void *ud, weft_op *op)
+{
+    (void)ud;
+    if (deadline != WEFT_NO_DEADLINE && op->code != WEFT_OP_CLOSE) {
+        int64_t now;
+        weft__clock_now(CLOCK_MONOTONIC, &now);
+        if (now >= deadline)
+            return -ETIMEDOUT;
+        int rc = 0;
+        switch (op->code) {
+        case WEFT_OP_READ:
+        case WEFT_OP_READV:
+        case WEFT_OP_RECV:
+        case WEFT_OP_RECVMSG:
+        case WEFT_OP_ACCEPT:
+            rc = ready_before_deadline(op->fd, POLLIN);
+            break;
+        case WEFT_OP_WRITE:
+        case WEFT_OP_WRITEV:
+        case WEFT_OP_SEND:
+        case WEFT_OP_SENDMSG:
+            rc = ready_before_deadline(op->fd, POLLOUT);
+            break;
+        case WEFT_OP_CONNECT:
+            if (weft__op_check(op) == 0)
+                return connect_before_deadline(op);
+            break;
+        default:
+            break;
+        }
+        if (rc < 0)
+            return rc;
+    }
+    return weft__sys_operate(op);
+}
+
+static int64_t b_deadline_set(void *ud, int64_t d)
+{
+    (void)ud;
+    int64_t old = deadline;
+    deadline = d;
+    return old;
+}
+
+static int64_t b_deadline(void *ud)
+{
+    (void)ud;
+    return deadline;
 }
 
 static const weft_io_vtable b_vtable = {
@@ -242,6 +375,9 @@ static const weft_io_vtable b_vtable = {
     .group_concurrent = b_group_concurrent,
     .group_wait = b_group_wait,
     .group_cancel = b_group_cancel,
+    .operate = b_operate,
+    .deadline_set = b_deadline_set,
+    .deadline = b_deadline,
 };
 
 WEFT_API weft_io weft_blocking_io(void)

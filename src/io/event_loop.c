@@ -13,6 +13,7 @@
 #include <string.h>
 
 int weft__uring_sleep_until(clockid_t clock, int64_t deadline_ns);
+int64_t weft__uring_operate(weft__sched *s, weft_op *op);
 
 struct weft_event_loop {
     weft__sched s;
@@ -134,6 +135,35 @@ static void el_group_cancel(void *ud, weft_group *g)
     weft__group_cancel(S(ud)->io, g);
 }
 
+static int64_t el_operate(void *ud, weft_op *op)
+{
+    return weft__uring_operate(S(ud), op);
+}
+
+static weft__task *deadline_task(void *ud, const char *who)
+{
+    weft__worker *w = weft__worker_current();
+    weft__task *t = w ? weft__task_current() : NULL;
+    if (!t || w->sched != S(ud)) {
+        fprintf(stderr, "weft: %s: called outside the event loop's tasks\n", who);
+        abort();
+    }
+    return t;
+}
+
+static int64_t el_deadline_set(void *ud, int64_t deadline_ns)
+{
+    weft__task *t = deadline_task(ud, "weft_deadline_set");
+    int64_t old = t->deadline;
+    t->deadline = deadline_ns;
+    return old;
+}
+
+static int64_t el_deadline(void *ud)
+{
+    return deadline_task(ud, "weft_deadline")->deadline;
+}
+
 static const weft_io_vtable el_vtable = {
     .size = sizeof(weft_io_vtable),
     .async = el_async,
@@ -151,6 +181,9 @@ static const weft_io_vtable el_vtable = {
     .group_concurrent = el_group_concurrent,
     .group_wait = el_group_wait,
     .group_cancel = el_group_cancel,
+    .operate = el_operate,
+    .deadline_set = el_deadline_set,
+    .deadline = el_deadline,
 };
 
 /* WEFT_STACK_MIN holds the largest task (its header, ctx and result at the
@@ -177,6 +210,7 @@ WEFT_API int weft_event_loop_init(weft_event_loop **out, const weft_event_loop_o
     if (opts)
         o = *opts;
     if (!out || o.threads > 1024 || o.ring_entries > 32768 ||
+        (o.ring_entries && o.ring_entries < 4) ||
         (o.stack_size && o.stack_size < WEFT_STACK_MIN))
         return -EINVAL;
     unsigned n = o.threads ? o.threads : cpus_allowed();

@@ -133,7 +133,7 @@ static void check_not_member(weft_group *g, const char *who)
 void weft__group_wait(weft_io io, weft_group *g)
 {
     check_not_member(g, "weft_group_wait");
-    if (wait_empty(io, g, true) == -ECANCELED)
+    if (wait_empty(io, g, true) < 0) /* canceled, or past its deadline */
         weft__group_cancel(io, g); /* the members go with their waiter */
 }
 

@@ -36,6 +36,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <sched.h>
+#include <time.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -208,7 +209,8 @@ void weft__waiter_wake_list(weft_waiter *list, int result)
     }
 }
 
-/* Under the lock: takes a waiter off its queue as canceled. */
+/* Under the lock: takes a waiter off its queue as canceled (or timed out:
+   the object's on_cancel undoes what waiting meant, either way). */
 static void remove_canceled(weft__bucket *b, weft_waiter *w)
 {
     bool more = weft__park_remove(b, w);
@@ -219,6 +221,11 @@ static void remove_canceled(weft__bucket *b, weft_waiter *w)
 
 bool weft__park_withdraw(weft_waiter *w)
 {
+    return weft__park_withdraw_with(w, -ECANCELED);
+}
+
+bool weft__park_withdraw_with(weft_waiter *w, int result)
+{
     weft__bucket *b = weft__park_lock(w->addr);
     bool queued = false;
     for (weft_waiter *x = b->head; x; x = x->next)
@@ -226,21 +233,30 @@ bool weft__park_withdraw(weft_waiter *w)
             queued = true;
             break;
         }
-    if (queued)
+    if (queued) {
         remove_canceled(b, w);
+        w->result = result;
+    }
     weft__park_unlock(b);
     return queued;
 }
 
 void weft__park_cancel(weft__bucket *b, const void *task, uint64_t task_id)
 {
+    weft__park_cancel_with(b, task, task_id, -ECANCELED);
+}
+
+void weft__park_cancel_with(weft__bucket *b, const void *task, uint64_t task_id, int result)
+{
     bucket_lock(b);
     weft_waiter *w = b->head;
     while (w && !(w->cancelable && atomic_load_explicit(&w->task, memory_order_relaxed) == task &&
                   atomic_load_explicit(&w->task_id, memory_order_relaxed) == task_id))
         w = w->next;
-    if (w)
+    if (w) {
         remove_canceled(b, w);
+        w->result = result;
+    }
     weft__park_unlock(b);
     if (w)
         weft__waiter_wake(w);
@@ -248,11 +264,44 @@ void weft__park_cancel(weft__bucket *b, const void *task, uint64_t task_id)
 
 int weft__park_wait_thread(weft_waiter *w)
 {
+    int saved = errno;
     uint32_t queued = WEFT__WAIT_QUEUED;
     if (atomic_compare_exchange_strong_explicit(&w->state, &queued, WEFT__WAIT_THREAD,
                                                 memory_order_acq_rel, memory_order_acquire))
         while (atomic_load_explicit(&w->state, memory_order_acquire) == WEFT__WAIT_THREAD)
             futex(&w->state, FUTEX_WAIT_PRIVATE, WEFT__WAIT_THREAD);
+    errno = saved;
+    return w->result;
+}
+
+int weft__park_wait_thread_until(weft_waiter *w, int64_t deadline_ns)
+{
+    if (deadline_ns == INT64_MAX || !w->cancelable)
+        return weft__park_wait_thread(w);
+    uint32_t queued = WEFT__WAIT_QUEUED;
+    if (!atomic_compare_exchange_strong_explicit(&w->state, &queued, WEFT__WAIT_THREAD,
+                                                 memory_order_acq_rel, memory_order_acquire))
+        return w->result;
+    int saved = errno;
+    while (atomic_load_explicit(&w->state, memory_order_acquire) == WEFT__WAIT_THREAD) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int64_t left = deadline_ns - ((int64_t)now.tv_sec * 1000000000 + now.tv_nsec);
+        if (left <= 0) {
+            if (weft__park_withdraw_with(w, -ETIMEDOUT)) {
+                errno = saved;
+                return -ETIMEDOUT;
+            }
+            /* A waker dequeued it first: its wake-up is on the way. */
+            while (atomic_load_explicit(&w->state, memory_order_acquire) == WEFT__WAIT_THREAD)
+                futex(&w->state, FUTEX_WAIT_PRIVATE, WEFT__WAIT_THREAD);
+            break;
+        }
+        struct timespec ts = {left / 1000000000, left % 1000000000};
+        syscall(SYS_futex, (uint32_t *)&w->state, FUTEX_WAIT_PRIVATE, WEFT__WAIT_THREAD, &ts,
+                NULL, 0);
+    }
+    errno = saved;
     return w->result;
 }
 

@@ -88,9 +88,13 @@ static inline int weft__park_wait(weft_io io, weft_waiter *w)
 /* A task's own cancel, before it sleeps: takes w off its queue if it is
    still there (true: the task may return -ECANCELED at once). */
 bool weft__park_withdraw(weft_waiter *w);
+/* The same, with another result (-ETIMEDOUT for a deadline). */
+bool weft__park_withdraw_with(weft_waiter *w, int result);
 /* A canceler: takes the waiter of task/task_id off bucket b's queue, if it
    is there, and wakes it with -ECANCELED. */
 void weft__park_cancel(weft__bucket *b, const void *task, uint64_t task_id);
+/* The same with another result (-ETIMEDOUT: a deadline). */
+void weft__park_cancel_with(weft__bucket *b, const void *task, uint64_t task_id, int result);
 /* The bucket a waiter is queued in (what a canceler needs), and its index
    in the table (what a task's cancel word holds). */
 weft__bucket *weft__park_bucket(const void *addr);
@@ -100,5 +104,8 @@ weft__bucket *weft__park_bucket_at(unsigned index);
 size_t weft__park_count(const void *addr);
 /* A thread's wait: futex on w->state. */
 int weft__park_wait_thread(weft_waiter *w);
+/* The same until a CLOCK_MONOTONIC deadline (INT64_MAX: none) if w is
+   cancelable: then -ETIMEDOUT, unless a waker dequeued it first. */
+int weft__park_wait_thread_until(weft_waiter *w, int64_t deadline_ns);
 
 #endif

@@ -719,6 +719,7 @@ int weft__sched_init(weft__sched *s, unsigned n, size_t stack_size, unsigned rin
     pthread_mutex_init(&s->foreign_lock, NULL);
     pthread_mutex_init(&s->startup.lock, NULL);
     pthread_cond_init(&s->startup.cond, NULL);
+    weft__offload_init(s);
     for (unsigned i = 0; i < n; i++)
         worker_setup(s, i);
 
@@ -729,6 +730,7 @@ int weft__sched_init(weft__sched *s, unsigned n, size_t stack_size, unsigned rin
     m->pinned = w0;
     m->sched = s;
     m->flags = WEFT__TASK_MAIN;
+    m->deadline = WEFT_NO_DEADLINE;
     set_worker_current(w0);
     weft__fiber_init_thread(&w0->thread_fiber);
     w0->thread_fiber.extra = m;
@@ -777,6 +779,7 @@ int weft__sched_init(weft__sched *s, unsigned n, size_t stack_size, unsigned rin
 fail_ring:
     weft__ring_fini(w0);
 fail_thread:
+    weft__offload_fini(s);
     release_thread0(s);
     return rc;
 }
@@ -790,6 +793,8 @@ void weft__sched_deinit(weft__sched *s)
         abort();
     }
     weft__task_wait_detached(s);
+    /* Before the rings go: an offload thread ends a job with a wake-up. */
+    weft__offload_fini(s);
 
     atomic_store_explicit(&s->stopping, true, memory_order_seq_cst);
     for (unsigned i = 1; i < s->nworkers; i++)

@@ -62,6 +62,7 @@ struct __attribute__((aligned(64))) weft__task {
     uint32_t result_len;
     uint32_t flags;
     uint64_t id; /* unique per loop: tells a reused stack's task from the old one */
+    int64_t deadline; /* CLOCK_MONOTONIC, or WEFT_NO_DEADLINE */
     int64_t queued_ns; /* when it went into the global queue (CLOCK_MONOTONIC) */
 
     /* Group members: linked under the group's bucket lock (group.c). */
@@ -141,10 +142,29 @@ struct __attribute__((aligned(64))) weft__worker {
 
 /* ---- the scheduler -------------------------------------------------------- */
 
+/* The offload threads (src/uring/offload.c). */
+#define WEFT__OFFLOAD_THREADS 4
+struct weft__offload_job {
+    struct weft_op *op;
+    int64_t res;
+    weft__task *task;
+    struct weft__offload_job *next;
+};
+struct weft__offload {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct weft__offload_job *head, *tail;
+    unsigned nthreads, idle;
+    bool stop;
+    pthread_t threads[WEFT__OFFLOAD_THREADS];
+};
+void weft__offload_init(weft__sched *s);
+void weft__offload_fini(weft__sched *s);
+
 /* A timer on a worker's ring whose expiry calls fn on that worker (with
    -ETIME, or -ECANCELED if the ring went away first).  The record must
    stay put until then, or until the loop is torn down. */
-struct weft__ring_timer {
+struct __attribute__((aligned(16))) weft__ring_timer {
     void (*fn)(weft__worker *w, struct weft__ring_timer *t, int32_t res);
     struct __kernel_timespec ts;
 };
@@ -185,6 +205,8 @@ struct weft__sched {
     bool deinit_reported; /* the main task's */
 
     _Atomic bool stopping;
+
+    struct weft__offload offload;
 
     /* Wake-ups sent from threads that are not workers (ring.c). */
     pthread_mutex_t foreign_lock;
@@ -310,6 +332,11 @@ void weft__ring_cancel(weft__worker *from, weft__worker *to, void *key);
 /* The same, from a thread that is not a worker of to's loop. */
 void weft__ring_cancel_foreign(weft__sched *s, weft__worker *to, void *key);
 
-void weft__ring_timer_start(weft__worker *w, struct weft__ring_timer *t, int64_t ns);
+/* ns: relative, or CLOCK_MONOTONIC absolute if abs. */
+void weft__ring_timer_start(weft__worker *w, struct weft__ring_timer *t, int64_t ns, bool abs);
+/* Asks `to`'s ring to cancel timer t (fn then gets -ECANCELED, unless it
+   expired first).  from: the calling worker, or NULL on another thread. */
+#define WEFT__CANCEL_TIMER_BIT 8u
+void weft__ring_timer_cancel(weft__worker *from, weft__worker *to, struct weft__ring_timer *t);
 
 #endif

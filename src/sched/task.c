@@ -46,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define SEL_BIAS (1L << 40)
 
@@ -119,6 +120,7 @@ static void task_setup(weft__task *t, weft__sched *s, weft_task_fn *fn, const vo
     t->result = (char *)t->ctx + round64(ctx_len);
     t->result_len = (uint32_t)result_len;
     t->flags = flags;
+    t->deadline = WEFT_NO_DEADLINE;
     t->group = NULL;
     if (ctx_len)
         memcpy(t->ctx, ctx, ctx_len);
@@ -420,6 +422,55 @@ static void park_handoff(weft__worker *w, weft__task *prev, void *arg)
         weft__sched_ready(w, prev);
 }
 
+/* A cancelable wait under a deadline: a timer on the worker's ring that
+   times the waiter out as a canceler would (by task and id, in its
+   bucket).  The timer's record is on the waiting task's stack, so the task
+   does not leave the wait before the timer's completion has come: if it
+   was woken first, it cancels the timer and waits for that.  state:
+   PENDING until the completion or the task's cancel; then the task, if it
+   must wait, WAITING; the completion makes it DONE, its last touch. */
+enum { TW_PENDING, TW_CANCELING, TW_WAITING, TW_DONE };
+
+struct timed_wait {
+    struct weft__ring_timer tm;
+    weft__task *task;
+    uint64_t id;
+    unsigned bucket;
+    weft__worker *ring_w;
+    _Atomic uint32_t state;
+};
+
+static void timed_wait_fired(weft__worker *w, struct weft__ring_timer *tm, int32_t res)
+{
+    struct timed_wait *tw = (struct timed_wait *)tm;
+    weft__task *t = tw->task;
+    /* While state is not DONE the task is still in this wait, so a waiter
+       of (t, id) in the bucket is this wait's. */
+    if (res == -ETIME)
+        weft__park_cancel_with(weft__park_bucket_at(tw->bucket), t, tw->id, -ETIMEDOUT);
+    if (atomic_exchange_explicit(&tw->state, TW_DONE, memory_order_acq_rel) == TW_WAITING)
+        weft__sched_ready(w, t);
+}
+
+static void timer_wait_handoff(weft__worker *w, weft__task *prev, void *arg)
+{
+    struct timed_wait *tw = arg;
+    uint32_t canceling = TW_CANCELING;
+    if (!atomic_compare_exchange_strong_explicit(&tw->state, &canceling, TW_WAITING,
+                                                 memory_order_acq_rel, memory_order_acquire))
+        weft__sched_ready(w, prev); /* the completion came first */
+}
+
+static void timed_wait_finish(struct timed_wait *tw)
+{
+    uint32_t pending = TW_PENDING;
+    if (!atomic_compare_exchange_strong_explicit(&tw->state, &pending, TW_CANCELING,
+                                                 memory_order_acq_rel, memory_order_acquire))
+        return; /* DONE */
+    weft__ring_timer_cancel(weft__worker_current(), tw->ring_w, &tw->tm);
+    weft__sched_block(timer_wait_handoff, tw);
+}
+
 int weft__task_wait(weft_waiter *wt)
 {
     weft__task *t = weft__worker_current() ? weft__task_current() : NULL;
@@ -439,8 +490,32 @@ int weft__task_wait(weft_waiter *wt)
             return -ECANCELED;
         cancelable = false; /* a waker has taken it: its wake-up is coming */
     }
+    struct timed_wait tw;
+    bool timed = cancelable && t->deadline != WEFT_NO_DEADLINE;
+    if (timed) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((int64_t)now.tv_sec * 1000000000 + now.tv_nsec >= t->deadline) {
+            timed = false;
+            if (weft__park_withdraw_with(wt, -ETIMEDOUT)) {
+                weft__cancel_leave(t);
+                return -ETIMEDOUT;
+            }
+            /* a waker has taken it: its wake-up is coming */
+        } else {
+            tw.tm.fn = timed_wait_fired;
+            tw.task = t;
+            tw.id = t->id;
+            tw.bucket = weft__park_bucket_index(wt->addr);
+            tw.ring_w = weft__worker_current();
+            atomic_init(&tw.state, TW_PENDING);
+            weft__ring_timer_start(tw.ring_w, &tw.tm, t->deadline, true);
+        }
+    }
     if (atomic_load_explicit(&wt->state, memory_order_acquire) != WEFT__WAIT_WOKEN)
         weft__sched_block(park_handoff, wt);
+    if (timed)
+        timed_wait_finish(&tw);
     if (cancelable)
         weft__cancel_leave(t);
     return wt->result;
@@ -604,7 +679,7 @@ void weft__task_wait_detached(weft__sched *s)
         /* The record lives in s: the timer may still be armed when this
            returns, and only the ring's teardown retires it. */
         s->deinit_timer.fn = detached_report_due;
-        weft__ring_timer_start(weft__worker_current(), &s->deinit_timer, delay);
+        weft__ring_timer_start(weft__worker_current(), &s->deinit_timer, delay, false);
     }
     while (atomic_load_explicit(&s->detached, memory_order_seq_cst) > 0) {
         if (!s->deinit_reported &&

@@ -77,12 +77,14 @@ int weft__ring_init(weft__worker *w, unsigned entries)
         free(r);
         return rc;
     }
-    if (!compat) {
-        struct io_uring_probe *probe = io_uring_get_probe_ring(&r->ring);
-        r->msg_ring = probe && io_uring_opcode_supported(probe, IORING_OP_MSG_RING);
-        if (probe)
-            io_uring_free_probe(probe);
+    struct io_uring_probe *probe = io_uring_get_probe_ring(&r->ring);
+    if (probe) {
+        for (unsigned op = 0; op < 64; op++)
+            if (io_uring_opcode_supported(probe, (int)op))
+                r->ops |= (uint64_t)1 << op;
+        io_uring_free_probe(probe);
     }
+    r->msg_ring = !compat && (r->ops >> IORING_OP_MSG_RING & 1);
     w->ring = r;
     if (!r->msg_ring) {
         r->efd = eventfd(0, EFD_CLOEXEC);
@@ -142,6 +144,12 @@ struct io_uring_sqe *weft__ring_sqe(weft__worker *w)
     return sqe;
 }
 
+void weft__ring_reserve(weft__worker *w, unsigned n)
+{
+    while (io_uring_sq_space_left(&w->ring->ring) < n)
+        submit(w);
+}
+
 int32_t weft__ring_wait(weft__worker *w, struct io_uring_sqe *sqe, struct weft__op *op)
 {
     io_uring_sqe_set_data64(sqe, UD(op, WEFT__UD_OP));
@@ -152,10 +160,17 @@ int32_t weft__ring_wait(weft__worker *w, struct io_uring_sqe *sqe, struct weft__
     return op->res;
 }
 
+/* key: an OP record, or a TIMER record with WEFT__CANCEL_TIMER_BIT set
+   (records are 16-aligned, so the bit is free). */
 static void prep_cancel(weft__worker *w, void *key)
 {
     struct io_uring_sqe *sqe = weft__ring_sqe(w);
-    io_uring_prep_cancel64(sqe, UD(key, WEFT__UD_OP), 0);
+    uintptr_t k = (uintptr_t)key;
+    io_uring_prep_cancel64(sqe,
+                           (k & WEFT__CANCEL_TIMER_BIT)
+                               ? UD(k & ~(uintptr_t)WEFT__CANCEL_TIMER_BIT, WEFT__UD_TIMER)
+                               : UD(key, WEFT__UD_OP),
+                           0);
     io_uring_sqe_set_data64(sqe, UD(NULL, WEFT__UD_IGNORE));
     if (w->ring->skip_success)
         sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
@@ -176,7 +191,8 @@ static void dispatch(weft__worker *w, uint64_t ud, int32_t res, uint32_t flags)
 {
     void *p = (void *)(uintptr_t)(ud & ~(uint64_t)WEFT__UD_MASK);
     switch (ud & WEFT__UD_MASK) {
-    case WEFT__UD_OP: {
+    case WEFT__UD_OP:
+    case WEFT__UD_OP_FIXED: {
         struct weft__op *op = p;
         op->res = res;
         op->cqe_flags = flags;
@@ -381,12 +397,21 @@ void weft__ring_cancel(weft__worker *from, weft__worker *to, void *key)
         send_msg(from, to, UD(key, WEFT__UD_CANCEL));
 }
 
-void weft__ring_timer_start(weft__worker *w, struct weft__ring_timer *t, int64_t ns)
+void weft__ring_timer_cancel(weft__worker *from, weft__worker *to, struct weft__ring_timer *t)
+{
+    void *key = (void *)((uintptr_t)t | WEFT__CANCEL_TIMER_BIT);
+    if (!from)
+        weft__ring_cancel_foreign(to->sched, to, key);
+    else
+        weft__ring_cancel(from, to, key);
+}
+
+void weft__ring_timer_start(weft__worker *w, struct weft__ring_timer *t, int64_t ns, bool abs)
 {
     t->ts.tv_sec = ns / 1000000000;
     t->ts.tv_nsec = ns % 1000000000;
     struct io_uring_sqe *sqe = weft__ring_sqe(w);
-    io_uring_prep_timeout(sqe, &t->ts, 0, 0);
+    io_uring_prep_timeout(sqe, &t->ts, 0, abs ? IORING_TIMEOUT_ABS : 0);
     io_uring_sqe_set_data64(sqe, UD(t, WEFT__UD_TIMER));
     w->ring->inflight++;
 }

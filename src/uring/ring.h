@@ -11,6 +11,8 @@
  *   MSGFAIL a ring message that could not be delivered
  *   EVENTFD the wake-up read on the eventfd, where MSG_RING is missing
  *   TIMER   a struct weft__ring_timer whose expiry calls its function
+ *   OP_FIXED an OP that no cancel may match (close): a canceler's
+ *           ASYNC_CANCEL names OP records only
  * Control messages never pose as operation results (no fake -EINTR).
  */
 #ifndef WEFT_URING_RING_H
@@ -28,6 +30,7 @@ enum {
     WEFT__UD_MSGFAIL = 4,
     WEFT__UD_EVENTFD = 5,
     WEFT__UD_TIMER = 6,
+    WEFT__UD_OP_FIXED = 7,
     WEFT__UD_MASK = 7,
 };
 
@@ -41,14 +44,16 @@ struct weft__ring {
     bool defer;        /* IORING_SETUP_DEFER_TASKRUN: completions need an enter */
     bool msg_ring;     /* IORING_OP_MSG_RING works; else eventfd + mail */
     bool skip_success; /* IOSQE_CQE_SKIP_SUCCESS works */
+    uint64_t ops;      /* bit n: the kernel has opcode n (IORING_REGISTER_PROBE) */
     unsigned inflight; /* OP operations not yet completed */
     int efd;
     uint64_t efd_buf;
     _Atomic(struct weft__mail *) mail; /* cancel requests, eventfd mode */
 };
 
-/* One operation a task waits for: the completion's result lands here. */
-struct weft__op {
+/* One operation a task waits for: the completion's result lands here.
+   16-aligned: a cancel message carries its address with a flag in bit 3. */
+struct __attribute__((aligned(16))) weft__op {
     weft__task *task;
     int32_t res;
     uint32_t cqe_flags;
@@ -56,6 +61,10 @@ struct weft__op {
 
 /* An SQE on w's ring, submitting what is queued if the ring is full. */
 struct io_uring_sqe *weft__ring_sqe(weft__worker *w);
+
+/* Makes room for n SQEs in a row, so that a linked chain is never split by
+   a submit. */
+void weft__ring_reserve(weft__worker *w, unsigned n);
 
 /* Prepares nothing: marks sqe as op's, then blocks the calling task until
    the completion arrives.  Returns the completion's res. */

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 int weft__uring_sleep_until(clockid_t clock, int64_t deadline_ns)
 {
@@ -32,6 +33,23 @@ int weft__uring_sleep_until(clockid_t clock, int64_t deadline_ns)
     }
     if (deadline_ns < 0)
         deadline_ns = 0;
+    /* The task's deadline, on the sleep's clock, if it comes first. */
+    int timedout = 0;
+    if (t->deadline != WEFT_NO_DEADLINE) {
+        int64_t d = t->deadline;
+        if (clock != CLOCK_MONOTONIC) {
+            struct timespec a, b;
+            clock_gettime(CLOCK_MONOTONIC, &a);
+            clock_gettime(clock, &b);
+            int64_t mono = (int64_t)a.tv_sec * 1000000000 + a.tv_nsec;
+            int64_t other = (int64_t)b.tv_sec * 1000000000 + b.tv_nsec;
+            d = t->deadline - mono > INT64_MAX - other ? INT64_MAX : other + (t->deadline - mono);
+        }
+        if (d <= deadline_ns) {
+            deadline_ns = d < 0 ? 0 : d;
+            timedout = -ETIMEDOUT;
+        }
+    }
     /* On this stack: the kernel reads it when the SQE is submitted. */
     struct __kernel_timespec ts = {.tv_sec = deadline_ns / 1000000000,
                                    .tv_nsec = deadline_ns % 1000000000};
@@ -45,7 +63,7 @@ int weft__uring_sleep_until(clockid_t clock, int64_t deadline_ns)
         int32_t res = weft__ring_wait(w, sqe, &op);
         weft__cancel_leave(t);
         if (res == -ETIME || res == 0)
-            return 0;
+            return timedout;
         if (res != -ECANCELED && res != -EINTR)
             return res;
         /* Interrupted: by our cancel, or by a stale request meant for an

@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: MIT
+/*
+ * One operation from a task: an SQE on the current worker's ring, the task
+ * blocked until that SQE's own completion, cancel and deadline in two
+ * phases.
+ *
+ * The record (struct weft__op) and every buffer the kernel reads or writes
+ * are on the task's stack, so the task never resumes before its operation's
+ * completion has arrived -- whatever a cancel or a timeout says, the
+ * completion of the operation itself is what wakes it.  The SQE is only
+ * queued here: the worker submits it, with whatever else its tasks queued,
+ * when it passes through its scheduler (it runs out of tasks, every 61st
+ * switch, or the submission queue fills), once this task's registers are
+ * saved.
+ *
+ * Cancel: the task publishes "blocked on this worker's ring, record r"
+ * before it queues the SQE (task.c); a canceler sends IORING_OP_ASYNC_CANCEL
+ * for r to that ring, from wherever it runs.  Deadline: the SQE is linked
+ * to an IORING_OP_LINK_TIMEOUT with the absolute deadline, which cancels
+ * it when the time comes.  Either way the operation's completion decides:
+ * a result >= 0 stands (bytes moved, an accepted fd); -ECANCELED (or
+ * -EINTR) becomes -ECANCELED if a cancel was requested, -ETIMEDOUT if the
+ * deadline has passed, and otherwise -- a stale cancel meant for an
+ * earlier operation whose record sat at the same address -- the operation
+ * is simply queued again.
+ */
+#include "offload.h"
+#include "prep.h"
+#include "ring.h"
+
+#include "../io/sys.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* -1: no opcode family knows it; -2: no io_uring opcode; else the opcode. */
+static int opcode_of(const weft_op *op)
+{
+    int code = weft__prep_file(NULL, op, false);
+    if (code == -1)
+        code = weft__prep_net(NULL, op, false);
+    return code;
+}
+
+static void fill(struct io_uring_sqe *sqe, const weft_op *op)
+{
+    if (weft__prep_file(sqe, op, true) == -1)
+        weft__prep_net(sqe, op, true);
+}
+
+/* Opcodes from Linux 5.6 (read, write, send, recv, accept, connect, openat,
+   statx, close, fsync, readv, writev, recvmsg, sendmsg) run on the ring on
+   every kernel weft's ring path supports; later ones are offloaded where
+   the probe says the kernel lacks them, or everywhere when forced. */
+static bool has_fallback(int code)
+{
+    switch (code) {
+    case IORING_OP_SOCKET:
+    case IORING_OP_SHUTDOWN:
+    case IORING_OP_MKDIRAT:
+    case IORING_OP_UNLINKAT:
+    case IORING_OP_RENAMEAT:
+    case WEFT__IORING_OP_FTRUNCATE:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static bool ring_has(weft__worker *w, int code)
+{
+    return code >= 0 && code < 64 && (w->ring->ops >> code & 1);
+}
+
+int64_t weft__uring_operate(weft__sched *s, weft_op *op)
+{
+    weft__worker *w = weft__worker_current();
+    weft__task *t = w ? weft__task_current() : NULL;
+    if (!t || w->sched != s) {
+        fprintf(stderr, "weft: file or socket operation %u: called %s\n", op->code,
+                !t ? "on a thread that is not one of the event loop's workers"
+                   : "with one event loop's Io from a task of another event loop");
+        abort();
+    }
+    int64_t r = weft__op_check(op);
+    if (r < 0)
+        return r;
+    int code = opcode_of(op);
+    if (code == -1)
+        return -EINVAL;
+    bool cancelable = op->code != WEFT_OP_CLOSE;
+    int64_t deadline = cancelable ? t->deadline : WEFT_NO_DEADLINE;
+    if (deadline != WEFT_NO_DEADLINE && now_ns() >= deadline)
+        return -ETIMEDOUT;
+
+    if (code == -2 || (has_fallback(code) && (weft__offload_forced() || !ring_has(w, code)))) {
+        if (cancelable && weft__cancel_is_requested(t))
+            return -ECANCELED;
+        return weft__offload_run(t, op);
+    }
+
+    struct weft__op rec = {.task = t};
+    struct __kernel_timespec ts = {.tv_sec = deadline / 1000000000,
+                                   .tv_nsec = deadline % 1000000000};
+    for (;;) {
+        w = weft__worker_current(); /* the task may have moved */
+        bool timed = deadline != WEFT_NO_DEADLINE;
+        weft__ring_reserve(w, timed ? 2 : 1);
+        if (cancelable && weft__cancel_enter(t, w->index + 1, &rec) < 0)
+            return -ECANCELED;
+        struct io_uring_sqe *sqe = weft__ring_sqe(w);
+        fill(sqe, op);
+        io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&rec |
+                                         (cancelable ? WEFT__UD_OP : WEFT__UD_OP_FIXED));
+        if (timed) {
+            sqe->flags |= IOSQE_IO_LINK;
+            struct io_uring_sqe *lt = weft__ring_sqe(w);
+            io_uring_prep_link_timeout(lt, &ts, IORING_TIMEOUT_ABS);
+            io_uring_sqe_set_data64(lt, WEFT__UD_IGNORE);
+            if (w->ring->skip_success)
+                lt->flags |= IOSQE_CQE_SKIP_SUCCESS;
+        }
+        w->ring->inflight++;
+        weft__sched_block(NULL, NULL);
+        if (cancelable)
+            weft__cancel_leave(t);
+        int32_t res = rec.res;
+        if (res != -ECANCELED && res != -EINTR)
+            return res;
+        if (!cancelable)
+            return res; /* close: EINTR means closed anyway */
+        if (weft__cancel_is_requested(t))
+            return -ECANCELED;
+        if (timed && now_ns() >= deadline)
+            return -ETIMEDOUT;
+        /* A stale interruption: the operation did nothing; again. */
+    }
+}
