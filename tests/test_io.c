@@ -95,7 +95,7 @@ static int count_fds(void)
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
-        char path[64], target[64];
+        char path[300], target[64];
         snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
         ssize_t k = readlink(path, target, sizeof target - 1);
         if (k > 0) {
