@@ -125,13 +125,12 @@ IO_CONTRACT(files, pwrite_and_pread_at_random_offsets_round_trip, 60)
     int fd = weft_open(io, dfd, "data", O_RDWR | O_CREAT | O_EXCL, 0600);
     cr_assert_geq(fd, 0, "open: %s", strerror(-fd));
     cr_assert(fcntl(fd, F_GETFD) & FD_CLOEXEC, "weft_open's fd is close-on-exec");
-    size_t size = test_scaled(8u << 20);
+    size_t chunk = 64 * 1024, n = test_scaled(128), size = n * chunk;
     unsigned char *want = malloc(size), *got = malloc(size);
     uint32_t x = 12345;
     for (size_t i = 0; i < size; i++)
         want[i] = (unsigned char)rng_next(&x);
     /* Chunks of random sizes written at random places, out of order. */
-    size_t chunk = 64 * 1024, n = size / chunk;
     for (size_t k = 0; k < n; k++) {
         size_t i = (k * 7919) % n;
         ssize_t w = weft_pwrite(io, fd, want + i * chunk, chunk, (int64_t)(i * chunk));
