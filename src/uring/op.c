@@ -28,11 +28,14 @@
 #include "prep.h"
 #include "ring.h"
 
+#include "../fiber/sanitize.h"
 #include "../io/sys.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 
 static int64_t now_ns(void)
@@ -79,6 +82,57 @@ static bool has_fallback(int code)
 static bool ring_has(weft__worker *w, int code)
 {
     return code >= 0 && code < 64 && (w->ring->ops >> code & 1);
+}
+
+/* valgrind does not see the kernel write through the ring: tell it which
+   bytes a completed operation filled in. */
+static void mark_written(const weft_op *op, int32_t res)
+{
+    if (res < 0 || !weft__vg_running())
+        return;
+    switch (op->code) {
+    case WEFT_OP_READ:
+    case WEFT_OP_RECV:
+        weft__vg_make_defined(op->buf, (size_t)res);
+        break;
+    case WEFT_OP_READV: {
+        const struct iovec *iov = op->buf;
+        size_t left = (size_t)res;
+        for (size_t i = 0; i < op->len && left; i++) {
+            size_t n = iov[i].iov_len < left ? iov[i].iov_len : left;
+            weft__vg_make_defined(iov[i].iov_base, n);
+            left -= n;
+        }
+        break;
+    }
+    case WEFT_OP_RECVMSG: {
+        struct msghdr *m = op->buf;
+        size_t left = (size_t)res;
+        for (size_t i = 0; i < m->msg_iovlen && left; i++) {
+            size_t n = m->msg_iov[i].iov_len < left ? m->msg_iov[i].iov_len : left;
+            weft__vg_make_defined(m->msg_iov[i].iov_base, n);
+            left -= n;
+        }
+        if (m->msg_name)
+            weft__vg_make_defined(m->msg_name, m->msg_namelen);
+        if (m->msg_control)
+            weft__vg_make_defined(m->msg_control, m->msg_controllen);
+        weft__vg_make_defined(m, sizeof *m);
+        break;
+    }
+    case WEFT_OP_ACCEPT:
+        if (op->aux) {
+            weft__vg_make_defined(op->aux, sizeof(socklen_t));
+            if (op->buf)
+                weft__vg_make_defined(op->buf, *(socklen_t *)op->aux);
+        }
+        break;
+    case WEFT_OP_STATX:
+        weft__vg_make_defined(op->buf, sizeof(struct statx));
+        break;
+    default:
+        break;
+    }
 }
 
 int64_t weft__uring_operate(weft__sched *s, weft_op *op)
@@ -134,6 +188,7 @@ int64_t weft__uring_operate(weft__sched *s, weft_op *op)
         if (cancelable)
             weft__cancel_leave(t);
         int32_t res = rec.res;
+        mark_written(op, res);
         if (res != -ECANCELED && res != -EINTR)
             return res;
         if (!cancelable)
