@@ -342,6 +342,16 @@ void weft__sched_exit(weft__task *self, struct weft__handoff *h)
 
 /* ---- searching, spinning, parking ----------------------------------------- */
 
+/* Makes runnable the tasks a ring poll handed back. */
+static void ready_all(weft__worker *w, weft__task *t)
+{
+    while (t) {
+        weft__task *next = t->link;
+        weft__sched_ready(w, t);
+        t = next;
+    }
+}
+
 static uint32_t rng_next(weft__worker *w)
 {
     uint32_t x = w->rng;
@@ -463,7 +473,7 @@ static weft__task *spin(weft__worker *w)
            are what parking waits for, not a reason to stop searching). */
         if (round % 8 == 7) {
             if (weft__ring_busy(w)) {
-                weft__ring_poll(w, false);
+                ready_all(w, weft__ring_poll(w, false));
                 if (!weft__runq_empty(w))
                     return NULL;
             }
@@ -512,7 +522,7 @@ static void park(weft__worker *w)
     if (!work) {
         atomic_store_explicit(&w->parks, atomic_load_explicit(&w->parks, memory_order_relaxed) + 1,
                               memory_order_relaxed);
-        weft__ring_poll(w, true);
+        ready_all(w, weft__ring_poll(w, true));
     }
     atomic_store_explicit(&w->parked, false, memory_order_relaxed);
 
@@ -549,14 +559,14 @@ static weft__task *find_runnable(weft__worker *w)
         if (w->periodic) {
             w->periodic = false;
             if (weft__ring_busy(w))
-                weft__ring_poll(w, false);
+                ready_all(w, weft__ring_poll(w, false));
             if ((t = global_overdue(w)))
                 return found(w, t);
         }
         if ((t = local_get(w)) || (t = global_get(w, WEFT__RUNQ_SIZE / 2)))
             return found(w, t);
         if (weft__ring_busy(w)) {
-            weft__ring_poll(w, false);
+            ready_all(w, weft__ring_poll(w, false));
             if ((t = local_get(w)))
                 return found(w, t);
         }

@@ -315,8 +315,10 @@ static inline bool weft__cancel_is_requested(const weft__task *t)
 int weft__ring_init(weft__worker *w, unsigned entries);
 void weft__ring_fini(weft__worker *w);
 /* Submits what is queued and handles completions.  wait: block until at
-   least one completion arrives.  Completions make tasks runnable on w. */
-void weft__ring_poll(weft__worker *w, bool wait);
+   least one completion arrives.  Returns the tasks whose operations
+   completed (linked through ->link, in completion order), for the
+   scheduler to make runnable, as Go's netpoll returns a list. */
+weft__task *weft__ring_poll(weft__worker *w, bool wait);
 /* Has w anything in flight or queued that poll would need to look at? */
 bool weft__ring_busy(weft__worker *w);
 /* Has w anything to submit or reap now (operations in flight aside)? */

@@ -128,7 +128,19 @@ static void submit(weft__worker *w)
         if (rc >= 0 || rc == -EINTR)
             return;
         if (rc == -EBUSY || rc == -EAGAIN) {
-            weft__ring_poll(w, false);
+            /* Make room; what completed waits in r->done for the
+               scheduler's next poll (ring_pending says so). */
+            struct weft__ring *r = w->ring;
+            weft__task *done = weft__ring_poll(w, false);
+            if (done) {
+                weft__task *last = done;
+                while (last->link)
+                    last = last->link;
+                last->link = r->done;
+                if (!r->done)
+                    r->done_tail = last;
+                r->done = done;
+            }
             continue;
         }
         die("submit", rc);
@@ -197,7 +209,14 @@ static void dispatch(weft__worker *w, uint64_t ud, int32_t res, uint32_t flags)
         op->res = res;
         op->cqe_flags = flags;
         w->ring->inflight--;
-        weft__sched_ready(w, op->task);
+        /* Handed back to the scheduler, in completion order. */
+        weft__task *t = op->task;
+        t->link = NULL;
+        if (w->ring->done_tail)
+            w->ring->done_tail->link = t;
+        else
+            w->ring->done = t;
+        w->ring->done_tail = t;
         break;
     }
     case WEFT__UD_WAKE:
@@ -230,23 +249,33 @@ static void dispatch(weft__worker *w, uint64_t ud, int32_t res, uint32_t flags)
 bool weft__ring_busy(weft__worker *w)
 {
     struct weft__ring *r = w->ring;
-    return r->inflight || io_uring_sq_ready(&r->ring) || io_uring_cq_ready(&r->ring) ||
+    return r->inflight || r->done || io_uring_sq_ready(&r->ring) || io_uring_cq_ready(&r->ring) ||
            atomic_load_explicit(&r->mail, memory_order_relaxed);
 }
 
 bool weft__ring_pending(weft__worker *w)
 {
     struct weft__ring *r = w->ring;
-    return io_uring_sq_ready(&r->ring) || io_uring_cq_ready(&r->ring) ||
+    return r->done || io_uring_sq_ready(&r->ring) || io_uring_cq_ready(&r->ring) ||
            atomic_load_explicit(&r->mail, memory_order_relaxed);
 }
 
-void weft__ring_poll(weft__worker *w, bool wait)
+/* The tasks whose operations completed, taken from the ring. */
+static weft__task *take_done(struct weft__ring *r)
+{
+    weft__task *t = r->done;
+    r->done = r->done_tail = NULL;
+    return t;
+}
+
+weft__task *weft__ring_poll(weft__worker *w, bool wait)
 {
     struct weft__ring *r = w->ring;
     if (r->efd >= 0 && atomic_load_explicit(&r->mail, memory_order_relaxed))
         take_mail(w);
     int rc = 0;
+    if (wait && r->done)
+        wait = false; /* completions reaped by a submit are waiting already */
     if (wait && weft__vg_running()) {
         /* valgrind runs one thread at a time and does not let go of its
            lock in a blocking io_uring_enter, so a worker parked there would
@@ -280,6 +309,7 @@ void weft__ring_poll(weft__worker *w, bool wait)
         io_uring_cqe_seen(&r->ring, cqe);
         dispatch(w, ud, res, flags);
     }
+    return take_done(r);
 }
 
 /* Wakes `to` through its eventfd (rings without MSG_RING). */
