@@ -774,3 +774,33 @@ Test(io, a_four_entry_ring_carries_ten_thousand_operations, .timeout = 120)
     free(pipes);
     weft_event_loop_deinit(el);
 }
+
+/* ---- shutdown wakes blocked readers; close does not ------------------------------ */
+
+IO_CONTRACT(sockets, shutdown_wakes_a_blocked_recv_and_accept, 30)
+{
+    NEEDS_CONCURRENCY(im);
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    int port;
+    int l = listen_any(io, "127.0.0.1", &port);
+    int fds[] = {sv[0], l};
+    ssize_t want[] = {0, -EINVAL};
+    for (int k = 0; k < 2; k++) {
+        _Atomic bool started = false;
+        struct block_ctx c = {k == 0 ? B_RECV : B_ACCEPT, fds[k], &started};
+        weft_future *f;
+        cr_assert_eq(weft_concurrent(io, &f, block_in, &c, sizeof c, sizeof(ssize_t)), 0);
+        while (!atomic_load(&started))
+            weft_yield(io);
+        /* Give it time to reach the kernel; shutdown wakes it either way. */
+        weft_yield(io);
+        cr_assert_eq(weft_shutdown(io, fds[k], SHUT_RDWR), 0);
+        ssize_t r;
+        weft_await(io, f, &r);
+        cr_assert_eq(r, want[k], "%s: %zd", k ? "accept" : "recv", r);
+    }
+    weft_close(io, l);
+    close(sv[0]);
+    close(sv[1]);
+}
