@@ -193,7 +193,7 @@ int main(void)
         double s[BENCH_REPS];
     } rows[] = {
         {"pool, per-thread cache hit", pool_cached, bench_scaled(10000000), {0}},
-        {"pool, shared AO_stack (no cache)", pool_shared, bench_scaled(5000000), {0}},
+        {"pool, shared lock-free pool (no cache)", pool_shared, bench_scaled(5000000), {0}},
         {"no pool: mmap + MADV_GUARD_INSTALL + munmap", no_pool_madvise, bench_scaled(100000), {0}},
         {"no pool: mmap + mprotect + munmap", no_pool_mprotect, bench_scaled(100000), {0}},
     };

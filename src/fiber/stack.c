@@ -1,3 +1,36 @@
+/*
+ * Stacks: mapping, guarding, pooling.  The layout is drawn in stack.h.
+ *
+ * The shared pool is two lock-free LIFO lists (Treiber stacks) threaded
+ * through one array of shared_max slots that is allocated at init and
+ * freed only at deinit:
+ *
+ *   full: slots that hold a pooled stack      free: slots that hold nothing
+ *
+ * weft__stack_get pops a slot from `full`, takes its stack and pushes the
+ * slot on `free`; giving a stack back pops a slot from `free` (none left:
+ * the pool is full and the stack is unmapped) and pushes it on `full`.
+ *
+ * Why slots and not a link inside each stack: a pop reads the head node's
+ * link before its compare-and-swap, and by then another thread may have
+ * popped that node, used it and given it back.  Were the node a stack, a
+ * full pool would unmap it under the reader.  Slots are never unmapped
+ * while the pool lives, so a pop that lost such a race reads a stale but
+ * valid slot and its CAS fails.
+ *
+ * ABA: each head is a pair {slot, version} swapped as one with a double-
+ * width CAS (libatomic_ops' AO_compare_double_and_swap_double), and every
+ * successful swap increments the version.  A pop reads the version first
+ * (acquire), then the slot, then the slot's link; its CAS succeeds only if
+ * the head never changed after the version was read (versions never repeat:
+ * 64 bits), so the link it read was the head's link then, and nobody
+ * writes a slot's link while the slot is on a list.
+ *
+ * Memory order: a push's CAS releases (the stack's contents and the slot's
+ * `stack` field were written before it), a pop's CAS acquires.  TSan cannot
+ * see inside the CAS (inline assembly), so the same edges are declared to it
+ * on the slot's address.
+ */
 #include "stack.h"
 
 #include "sanitize.h"
@@ -7,6 +40,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -58,6 +92,43 @@ bool weft__stack_guard_madvise_supported(void)
     return guard_madvise_works;
 }
 
+void (*weft__stack_test_pop_hook)(weft__stack_pool *p);
+
+/* ---- the lists ------------------------------------------------------------ */
+
+static weft__stack_slot *slot_pop(weft__stack_pool *p, volatile AO_double_t *head)
+{
+    for (;;) {
+        AO_t version = AO_load_acquire(&head->AO_val2);
+        AO_t top = AO_load_acquire(&head->AO_val1);
+        if (!top)
+            return NULL;
+        if (weft__stack_test_pop_hook && head == &p->full)
+            weft__stack_test_pop_hook(p);
+        weft__stack_slot *slot = (weft__stack_slot *)top;
+        AO_t next = AO_load(&slot->next);
+        if (AO_compare_double_and_swap_double_acquire(head, top, version, next, version + 1)) {
+            weft__tsan_acquire(slot);
+            return slot;
+        }
+    }
+}
+
+static void slot_push(volatile AO_double_t *head, weft__stack_slot *slot)
+{
+    weft__tsan_release(slot);
+    for (;;) {
+        AO_t version = AO_load_acquire(&head->AO_val2);
+        AO_t top = AO_load(&head->AO_val1);
+        AO_store(&slot->next, top);
+        if (AO_compare_double_and_swap_double_release(head, top, version, (AO_t)slot,
+                                                      version + 1))
+            return;
+    }
+}
+
+/* ---- the pool ------------------------------------------------------------- */
+
 int weft__stack_pool_init(weft__stack_pool *p, const weft__stack_pool_options *o)
 {
     static const weft__stack_pool_options defaults;
@@ -79,14 +150,23 @@ int weft__stack_pool_init(weft__stack_pool *p, const weft__stack_pool_options *o
     if (o->guard_mode == WEFT__GUARD_MPROTECT)
         madv = false;
 
+    size_t shared_max = o->shared_max ? o->shared_max : WEFT__STACK_DEFAULT_SHARED_MAX;
+    if (shared_max > ((size_t)1 << 32))
+        return -EINVAL;
+    weft__stack_slot *slots = calloc(shared_max, sizeof *slots);
+    if (!slots)
+        return -ENOMEM;
+
     *p = (weft__stack_pool){
+        .slots = slots,
         .size = size,
         .guard = guard,
         .keep = keep < size ? keep : size,
-        .shared_max = o->shared_max ? o->shared_max : WEFT__STACK_DEFAULT_SHARED_MAX,
+        .shared_max = shared_max,
         .guard_madvise = madv,
     };
-    AO_stack_init(&p->shared);
+    for (size_t i = shared_max; i-- > 0;)
+        slot_push(&p->free, &slots[i]);
     pthread_mutex_init(&p->all_lock, NULL);
     return 0;
 }
@@ -135,6 +215,36 @@ static void report_map_limit(void)
                 : " (this kernel lacks MADV_GUARD_INSTALL, Linux 6.13+, whose guards cost none)");
 }
 
+/* The kernel refuses MADV_GUARD_INSTALL in a locked mapping, and after
+   mlockall(MCL_FUTURE) every new mapping is locked. */
+static void report_guard_fallback(int err)
+{
+    static atomic_flag said = ATOMIC_FLAG_INIT;
+    if (atomic_flag_test_and_set_explicit(&said, memory_order_relaxed))
+        return;
+    fprintf(stderr,
+            "weft: MADV_GUARD_INSTALL failed (%s; memory locked with mlockall?): fiber stacks "
+            "are guarded with mprotect from now on, at two mappings per stack\n",
+            strerror(err));
+}
+
+static int guard(weft__stack_pool *p, char *m)
+{
+    if (atomic_load_explicit(&p->guard_madvise, memory_order_relaxed)) {
+        if (madvise(m, p->guard, MADV_GUARD_INSTALL) == 0)
+            return 0;
+        if (errno != EINVAL)
+            return -1;
+        atomic_store_explicit(&p->guard_madvise, false, memory_order_relaxed);
+        report_guard_fallback(errno);
+    }
+    if (mprotect(m, p->guard, PROT_NONE) == 0)
+        return 0;
+    if (errno == ENOMEM)
+        report_map_limit();
+    return -1;
+}
+
 static int map_stack(weft__stack_pool *p, weft__stack **out)
 {
     size_t len = p->guard + p->size;
@@ -144,11 +254,7 @@ static int map_stack(weft__stack_pool *p, weft__stack **out)
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (m == MAP_FAILED)
         return -ENOMEM;
-    int rc = p->guard_madvise ? madvise(m, p->guard, MADV_GUARD_INSTALL)
-                              : mprotect(m, p->guard, PROT_NONE);
-    if (rc != 0) {
-        if (!p->guard_madvise && errno == ENOMEM)
-            report_map_limit();
+    if (guard(p, m) != 0) {
         munmap(m, len);
         return -ENOMEM;
     }
@@ -193,13 +299,21 @@ void weft__stack_pool_deinit(weft__stack_pool *p)
                 live);
         abort();
     }
-    AO_t *e;
-    while ((e = AO_stack_pop_acquire(&p->shared)) != NULL) {
-        weft__tsan_acquire(e);
-        unmap_stack(p, (weft__stack *)e);
-    }
-    atomic_store_explicit(&p->shared_count, 0, memory_order_relaxed);
+    weft__stack_slot *slot;
+    while ((slot = slot_pop(p, &p->full)) != NULL)
+        unmap_stack(p, slot->stack);
+    free(p->slots);
+    p->slots = NULL;
     pthread_mutex_destroy(&p->all_lock);
+}
+
+size_t weft__stack_pool_shared_count(weft__stack_pool *p)
+{
+    size_t n = 0;
+    for (AO_t at = AO_load_acquire(&p->full.AO_val1); at;
+         at = AO_load(&((weft__stack_slot *)at)->next))
+        n++;
+    return n;
 }
 
 int weft__stack_get(weft__stack_pool *p, weft__stack_cache *c, weft__stack **out)
@@ -214,11 +328,10 @@ int weft__stack_get(weft__stack_pool *p, weft__stack_cache *c, weft__stack **out
         *out = s;
         return 0;
     }
-    AO_t *e = AO_stack_pop_acquire(&p->shared);
-    if (e) {
-        atomic_fetch_sub_explicit(&p->shared_count, 1, memory_order_relaxed);
-        s = (weft__stack *)e;
-        weft__tsan_acquire(s);
+    weft__stack_slot *slot = slot_pop(p, &p->full);
+    if (slot) {
+        s = slot->stack;
+        slot_push(&p->free, slot);
     } else {
         int rc = map_stack(p, &s);
         if (rc < 0)
@@ -263,17 +376,18 @@ static void recycle(weft__stack_pool *p, weft__stack *s)
         madvise(lo, p->size - p->keep, MADV_DONTNEED);
 }
 
-/* The shared pool keeps at most shared_max stacks; past that a stack goes
-   back to the kernel. */
+/* The shared pool holds at most shared_max stacks (one per slot); past
+   that a stack goes back to the kernel.  Unmapping it here is safe: no
+   pop ever reads a stack's memory, only slots. */
 static void give_to_shared(weft__stack_pool *p, weft__stack *s)
 {
-    if (atomic_load_explicit(&p->shared_count, memory_order_relaxed) >= p->shared_max) {
+    weft__stack_slot *slot = slot_pop(p, &p->free);
+    if (!slot) {
         unmap_stack(p, s);
         return;
     }
-    atomic_fetch_add_explicit(&p->shared_count, 1, memory_order_relaxed);
-    weft__tsan_release(s);
-    AO_stack_push_release(&p->shared, &s->link);
+    slot->stack = s;
+    slot_push(&p->full, slot);
 }
 
 void weft__stack_put(weft__stack_pool *p, weft__stack_cache *c, weft__stack *s)
