@@ -295,3 +295,153 @@ Test(fiber, other_faults_keep_their_default_action, .timeout = 60)
               status);
     cr_assert(strstr(err, "weft: fiber stack overflow") == NULL, "stderr: %s", err);
 }
+
+/* ---- chaining to the handlers installed before weft --------------------- */
+
+/* ASan and TSan install SIGSEGV handlers of their own, which weft chains
+   to: they report and exit or abort. */
+static bool under_sanitizer(void)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    return true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+    return true;
+#endif
+#endif
+    return false;
+}
+
+/* A signal someone sent is delivered, not swallowed. */
+static void raise_child(void *arg)
+{
+    (void)arg;
+    struct env e;
+    env_init(&e, WEFT__GUARD_AUTO, 0);
+    raise(SIGSEGV);
+    _exit(0);
+}
+
+Test(fiber, a_sent_sigsegv_is_not_swallowed, .timeout = 60)
+{
+    static char err[65536];
+    int status = test_run_child(raise_child, NULL, err, sizeof err);
+    if (under_sanitizer())
+        cr_assert(!(WIFEXITED(status) && WEXITSTATUS(status) == 0), "status %#x", status);
+    else
+        cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV, "status %#x, stderr: %s",
+                  status, err);
+}
+
+/* SIGSEGV was ignored before weft: a sent one stays ignored, and weft's
+   handler stays in place for the overflow that follows. */
+static void ignored_then_overflow_child(void *arg)
+{
+    (void)arg;
+    signal(SIGSEGV, SIG_IGN);
+    struct env e;
+    env_init(&e, WEFT__GUARD_AUTO, 64 * 1024);
+    raise(SIGSEGV);
+    weft__fiber *f;
+    if (weft__fiber_create(&f, &e.pool, &e.cache, 0, overflow_entry) != 0)
+        _exit(3);
+    weft__fiber_switch(&e.main, f, &e.main);
+    _exit(0);
+}
+
+Test(fiber, overflow_is_reported_after_an_ignored_sent_sigsegv, .timeout = 60)
+{
+    if (test_on_valgrind())
+        cr_skip_test("valgrind reports the overflow itself");
+    char err[2048];
+    int status = test_run_child(ignored_then_overflow_child, NULL, err, sizeof err);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "status %#x, stderr: %s", status,
+              err);
+    cr_assert(strstr(err, "weft: fiber stack overflow") != NULL, "stderr: %s", err);
+}
+
+/* A crash reporter installed with SA_RESETHAND runs once; the fault then
+   ends the process with the default action. */
+static volatile sig_atomic_t reporter_runs;
+
+static void reporter(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig, (void)si, (void)uc;
+    static const char msg[] = "reporter ran\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
+    if (++reporter_runs > 1)
+        _exit(42); /* looping: the reset was not honoured */
+}
+
+static void resethand_child(void *arg)
+{
+    (void)arg;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = reporter;
+    sa.sa_flags = SA_SIGINFO | SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, NULL);
+    struct env e;
+    env_init(&e, WEFT__GUARD_AUTO, 0);
+    static volatile uintptr_t where = 16;
+    *(volatile int *)where = 1;
+    _exit(0);
+}
+
+Test(fiber, an_old_sa_resethand_handler_runs_once, .timeout = 60)
+{
+    char err[2048];
+    int status = test_run_child(resethand_child, NULL, err, sizeof err);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV, "status %#x, stderr: %s", status,
+              err);
+    const char *first = strstr(err, "reporter ran");
+    cr_assert_not_null(first, "stderr: %s", err);
+    cr_assert_null(strstr(first + 1, "reporter ran"), "stderr: %s", err);
+}
+
+/* The old handler runs with its own sa_mask blocked, and with the signal
+   itself blocked unless it asked for SA_NODEFER. */
+static volatile sig_atomic_t seen_usr1_blocked, seen_segv_blocked;
+
+static void mask_probe(int sig)
+{
+    (void)sig;
+    sigset_t now;
+    pthread_sigmask(SIG_BLOCK, NULL, &now);
+    seen_usr1_blocked = sigismember(&now, SIGUSR1);
+    seen_segv_blocked = sigismember(&now, SIGSEGV);
+}
+
+static void mask_child(void *arg)
+{
+    int flags = *(int *)arg;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = mask_probe;
+    sa.sa_flags = flags;
+    sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, SIGUSR1);
+    sigaction(SIGSEGV, &sa, NULL);
+    struct env e;
+    env_init(&e, WEFT__GUARD_AUTO, 0);
+    seen_usr1_blocked = seen_segv_blocked = -1;
+    raise(SIGSEGV);
+    _exit(16 + seen_usr1_blocked * 2 + seen_segv_blocked);
+}
+
+Test(fiber, an_old_handler_runs_with_its_mask_and_flags, .timeout = 60)
+{
+    char err[1024];
+    int flags = 0;
+    int status = test_run_child(mask_child, &flags, err, sizeof err);
+    cr_assert(WIFEXITED(status), "status %#x, stderr: %s", status, err);
+    cr_expect_eq(WEXITSTATUS(status), 16 + 2 + 1, "without flags: SIGUSR1 blocked %d, SIGSEGV %d",
+                 (WEXITSTATUS(status) - 16) / 2, (WEXITSTATUS(status) - 16) % 2);
+    flags = SA_NODEFER;
+    status = test_run_child(mask_child, &flags, err, sizeof err);
+    cr_assert(WIFEXITED(status), "status %#x, stderr: %s", status, err);
+    cr_expect_eq(WEXITSTATUS(status), 16 + 2 + 0, "SA_NODEFER: SIGUSR1 blocked %d, SIGSEGV %d",
+                 (WEXITSTATUS(status) - 16) / 2, (WEXITSTATUS(status) - 16) % 2);
+}
