@@ -445,3 +445,100 @@ Test(fiber, an_old_handler_runs_with_its_mask_and_flags, .timeout = 60)
     cr_expect_eq(WEXITSTATUS(status), 16 + 2 + 0, "SA_NODEFER: SIGUSR1 blocked %d, SIGSEGV %d",
                  (WEXITSTATUS(status) - 16) / 2, (WEXITSTATUS(status) - 16) % 2);
 }
+
+/* ---- a frame larger than the guard -------------------------------------- */
+
+/* Task B sleeps with ~100 KiB of live frames; task A, whose stack sits
+   right above B's, gets 8 KiB from its stack bottom and calls a function
+   with a 96 KiB local array.  The array's low end lies past A's guard, on
+   B's live frames, and the function writes only there.  Built with
+   -fstack-clash-protection (which weft's build passes to the code that
+   links it), the function touches its frame page by page from the top,
+   faults in A's guard, and the overflow is reported; without it, A
+   finishes and B's frames are garbage. */
+struct clash {
+    weft__fiber *main;
+    uint64_t sum;
+};
+
+__attribute__((noinline)) static uint64_t live_frames(weft__fiber *self, struct clash *c,
+                                                      unsigned level)
+{
+    volatile uint64_t frame[128]; /* 1 KiB */
+    for (unsigned i = 0; i < 128; i++)
+        frame[i] = level * 1000u + i;
+    uint64_t r;
+    if (level == 100)
+        r = (uintptr_t)weft__fiber_switch(self, c->main, NULL); /* sleep here */
+    else
+        r = live_frames(self, c, level + 1);
+    for (unsigned i = 0; i < 128; i++)
+        r += frame[i] != level * 1000u + i;
+    return r;
+}
+
+static void sleeper_entry(weft__fiber *self, void *msg)
+{
+    struct clash *c = msg;
+    c->sum = live_frames(self, c, 1);
+    weft__fiber_exit(self, c->main, NULL);
+}
+
+/* Uses only the low end of its array, as code with a large buffer often
+   does (a string formatted into it): nothing walks through the guard. */
+__attribute__((noinline)) static char big_frame(void)
+{
+    char buf[96 * 1024];
+    memset(buf, 0x5a, 4096);
+    return ((volatile char *)buf)[100];
+}
+
+__attribute__((noinline)) static char descend(weft__fiber *self, size_t keep_above)
+{
+    volatile char frame[256];
+    frame[0] = 1;
+    if ((size_t)((char *)__builtin_frame_address(0) - self->stack_lo) > keep_above)
+        return descend(self, keep_above) + frame[0];
+    return big_frame() + frame[0];
+}
+
+static void clasher_entry(weft__fiber *self, void *msg)
+{
+    struct clash *c = msg;
+    (void)descend(self, 8 * 1024);
+    weft__fiber_exit(self, c->main, NULL);
+}
+
+static void clash_child(void *arg)
+{
+    (void)arg;
+    struct env e;
+    env_init(&e, WEFT__GUARD_AUTO, 0);
+    weft__fiber *a, *b;
+    /* a first: the pool maps b right below it. */
+    if (weft__fiber_create(&a, &e.pool, &e.cache, 0, clasher_entry) != 0 ||
+        weft__fiber_create(&b, &e.pool, &e.cache, 0, sleeper_entry) != 0)
+        _exit(3);
+    if ((char *)b + sizeof(weft__fiber) + sizeof(weft__stack) != a->stack_lo - a->guard)
+        _exit(77);
+    struct clash c = {&e.main, 0};
+    weft__fiber_switch(&e.main, b, &c); /* b sleeps 100 KiB deep */
+    weft__fiber_switch(&e.main, a, &c); /* a overflows */
+    weft__fiber_switch(&e.main, b, &c); /* b wakes and checks its frames */
+    _exit(c.sum == 0 ? 10 : 11);
+}
+
+Test(fiber, a_frame_that_skips_the_guard_is_reported, .timeout = 60)
+{
+    if (test_on_valgrind())
+        cr_skip_test("valgrind reports the overflow itself");
+    char err[2048];
+    int status = test_run_child(clash_child, NULL, err, sizeof err);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 77)
+        cr_skip_test("the two stacks were not mapped next to each other");
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
+              "status %#x (exit 10: the overflow went unnoticed; 11: it corrupted the other "
+              "task's frames), stderr: %s",
+              status, err);
+    cr_assert(strstr(err, "weft: fiber stack overflow") != NULL, "stderr: %s", err);
+}

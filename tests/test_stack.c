@@ -111,6 +111,39 @@ Test(stack, guard_faults_with_madvise_guard, .timeout = 30)
     expect_guard_faults(WEFT__GUARD_MADVISE);
 }
 
+/* Two stacks mapped one after the other lie next to each other: the second
+   right below the first one's guard.  A write anywhere in the default guard
+   below the first must fault, not land on the second's top. */
+static void touch_below_guard(void *arg)
+{
+    size_t below = *(size_t *)arg;
+    weft__stack_pool p;
+    if (weft__stack_pool_init(&p, NULL) != 0)
+        _exit(3);
+    weft__stack *upper, *lower;
+    if (weft__stack_get(&p, NULL, &upper) != 0 || weft__stack_get(&p, NULL, &lower) != 0)
+        _exit(4);
+    if (weft__stack_top(lower) + sizeof(weft__stack) != weft__stack_lo(&p, upper) - p.guard)
+        _exit(77); /* not adjacent: the case under test does not arise */
+    signal(SIGSEGV, SIG_DFL);
+    signal(SIGBUS, SIG_DFL);
+    volatile char *at = weft__stack_lo(&p, upper) - below;
+    *at = 1;
+    _exit(0);
+}
+
+Test(stack, the_default_guard_covers_64_kib_below_a_neighbouring_stack, .timeout = 30)
+{
+    for (size_t below = 1; below <= 64 * 1024; below += 16 * 1024 - 1) {
+        char err[512];
+        int status = test_run_child(touch_below_guard, &below, err, sizeof err);
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 77)
+            cr_skip_test("the two stacks were not mapped next to each other");
+        cr_assert(WIFSIGNALED(status) && (WTERMSIG(status) == SIGSEGV || WTERMSIG(status) == SIGBUS),
+                  "status %#x: a write %zu bytes below the stack did not fault", status, below);
+    }
+}
+
 Test(stack, deep_pages_are_returned_on_recycle)
 {
     weft__stack_pool p;

@@ -28,7 +28,11 @@
 #include <unistd.h>
 
 #define ALTSTACK_SIZE (64 * 1024)
-/* How far below the guard a fault still counts as this stack's overflow. */
+/* How far below the guard a fault still counts as this stack's overflow: a
+   frame larger than the guard can skip it and fault further down when
+   nothing is mapped there.  Below most stacks, though, lies the top of the
+   next one, mapped, where nothing faults: what makes those overflows loud
+   is the guard's size and -fstack-clash-protection (docs/stacks.md). */
 #define BELOW_GUARD_SLACK (64 * 1024)
 
 static struct sigaction old_segv, old_bus, mine;

@@ -78,7 +78,7 @@ typedef struct weft__stack_pool_options {
 } weft__stack_pool_options;
 
 #define WEFT__STACK_DEFAULT_SIZE       (256u * 1024u)
-#define WEFT__STACK_DEFAULT_GUARD      (16u * 1024u)
+#define WEFT__STACK_DEFAULT_GUARD      (64u * 1024u)
 #define WEFT__STACK_DEFAULT_KEEP       (32u * 1024u)
 #define WEFT__STACK_DEFAULT_SHARED_MAX 4096u
 #define WEFT__STACK_CACHE_MAX          64u
