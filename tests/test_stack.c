@@ -169,6 +169,40 @@ Test(stack, deep_pages_are_returned_on_recycle)
     weft__stack_pool_deinit(&p);
 }
 
+/* A fiber with a zero-initialised 16 KiB buffer straddling the `keep` depth,
+   that then used 160 KiB of frames below it: the line just below `keep`
+   reads as zeros, so the deeper depths that recycling cycles through must
+   find the frames, within as many recycles as there are depths. */
+Test(stack, deep_pages_below_a_zeroed_buffer_are_returned)
+{
+    weft__stack_pool p;
+    pool_init(&p, WEFT__GUARD_AUTO);
+    weft__stack_cache c = WEFT__STACK_CACHE_INIT;
+    weft__stack *s;
+    cr_assert_eq(weft__stack_get(&p, &c, &s), 0);
+    char *top = weft__stack_top(s);
+    char *buf = top - p.keep - 8192;
+    memset(buf + 16384, 0x5a, (size_t)(top - (buf + 16384)));
+    memset(buf, 0, 16384);
+    memset(buf - 160 * 1024, 0x5a, 160 * 1024);
+    cr_assert(resident(buf - 100 * 1024));
+    int recycles = 0;
+    do {
+        weft__stack_put(&p, &c, s);
+        recycles++;
+        cr_assert_eq(weft__stack_get(&p, &c, &s), 0);
+        top[-1] = 1; /* a shallow fiber */
+    } while (resident(buf - 100 * 1024) && recycles < 8);
+    cr_log_info("trimmed after %d recycles", recycles);
+    cr_expect(!resident(buf - 100 * 1024), "a page 100 KiB below the buffer was kept");
+    cr_expect(!resident(buf - 160 * 1024), "the deepest page used was kept");
+    cr_expect(!resident(top - p.keep - 1), "the page just past `keep` should have been given back");
+    cr_expect_leq(recycles, 5, "found after %d recycles", recycles);
+    weft__stack_put(&p, &c, s);
+    weft__stack_cache_drain(&p, &c);
+    weft__stack_pool_deinit(&p);
+}
+
 Test(stack, shallow_stacks_are_recycled_without_trimming)
 {
     weft__stack_pool p;

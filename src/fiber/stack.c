@@ -261,6 +261,7 @@ static int map_stack(weft__stack_pool *p, weft__stack **out)
     weft__stack *s = header_of(p, m);
     s->next = NULL;
     s->in_use = false;
+    s->sample = 0;
     s->vg_id = weft__vg_stack_register(m + p->guard, m + len);
     pthread_mutex_lock(&p->all_lock);
     s->all_prev = NULL;
@@ -347,23 +348,60 @@ int weft__stack_get(weft__stack_pool *p, weft__stack_cache *c, weft__stack **out
 }
 
 /*
- * Did the last fiber on this stack go deeper than `keep`?  Read the cache
- * line just below that depth.  If no fiber ever wrote there since the stack
- * was mapped or last trimmed, the read maps the kernel's shared zero page
- * (no memory is used) and sees zeros; a fiber that went that deep almost
- * surely left something non-zero on the line.  A fiber that wrote only zeros
- * there escapes the trim, and its pages stay until the next deep one: the
- * cost of not making a system call on every recycle.
+ * Did the last fiber on this stack go deeper than `keep`?  A line of 64
+ * bytes that no fiber wrote since the stack was mapped or last trimmed reads
+ * as zeros (the read maps the kernel's shared zero page, which uses no
+ * memory); a fiber that went deep left return addresses and saved
+ * registers on most of the lines it passed.  So each recycle reads two
+ * lines:
+ *
+ *   - the line just below `keep`, every time: a fiber that went deeper
+ *     almost surely wrote there, and its pages are given back at once;
+ *   - one line further down, a different depth each recycle, cycling
+ *     through 4, 12, 28, 60, 124 KiB... below the first (each gap twice
+ *     the last): a zero-initialised buffer can cover the first line while
+ *     the fiber's frames go far deeper.  Those frames stay as they were
+ *     until the stack is trimmed (a shallow fiber does not touch them), so
+ *     the cycle finds them within as many recycles as it has depths (five
+ *     for a 256 KiB stack), unless zeros cover every depth the fiber
+ *     passed.
+ *
+ * Each line read below `keep` touches a page no shallow fiber uses, likely
+ * a TLB miss: reading every depth on every recycle made spawning a task a
+ * third slower, hence one depth at a time.  The lines sit at different
+ * offsets within their pages, so that their reads of the zero page do not
+ * all alias one cache line.
  */
 WEFT__NO_SANITIZE_ADDRESS
-static bool went_deep(const weft__stack_pool *p, weft__stack *s)
+static bool line_written(const char *at)
 {
-    const uint64_t *line = (const uint64_t *)(weft__stack_top(s) - p->keep - 64);
-    weft__vg_make_defined(line, 64);
+    uint64_t words[8];
+    weft__vg_make_defined(at, sizeof words);
+    memcpy(words, at, sizeof words);
     uint64_t any = 0;
     for (int i = 0; i < 8; i++)
-        any |= ((const volatile uint64_t *)line)[i];
+        any |= words[i];
     return any != 0;
+}
+
+static bool went_deep(const weft__stack_pool *p, weft__stack *s)
+{
+    const char *lo = weft__stack_lo(p, s);
+    const char *first = weft__stack_top(s) - p->keep - 64;
+    if (first < lo)
+        return false;
+    /* Depth k (1, 2, ...) lies 4 KiB * (2^k - 1) + 64 * k below the first
+       line; take the next one inside the stack, wrapping to depth 1 (or
+       read the first line twice if there is no room below it). */
+    size_t room = (size_t)(first - lo);
+    unsigned k = s->sample + 1u;
+    size_t down = ((size_t)4096 << k) - 4096 + 64u * k;
+    if (down > room) {
+        k = 1;
+        down = 4096 + 64 <= room ? 4096 + 64 : 0;
+    }
+    s->sample = (unsigned char)k;
+    return line_written(first) || line_written(first - down);
 }
 
 static void recycle(weft__stack_pool *p, weft__stack *s)

@@ -50,7 +50,8 @@ struct weft__stack {
     weft__stack *all_prev, *all_next; /* every mapped stack, under all_lock */
     unsigned vg_id;                   /* valgrind's id for the registered stack */
     bool in_use;                      /* handed out; written by the thread holding it */
-    char pad[64 - 3 * sizeof(weft__stack *) - sizeof(unsigned) - sizeof(bool)];
+    unsigned char sample;             /* the depth the last recycle read (stack.c) */
+    char pad[64 - 3 * sizeof(weft__stack *) - sizeof(unsigned) - sizeof(bool) - 1];
 };
 
 _Static_assert(sizeof(weft__stack) == 64, "the stack header is one cache line");
