@@ -477,20 +477,16 @@ __attribute__((noinline)) static uint64_t live_frames(weft__fiber *self, struct 
     return r;
 }
 
-static void sleeper_entry(weft__fiber *self, void *msg)
-{
-    struct clash *c = msg;
-    c->sum = live_frames(self, c, 1);
-    weft__fiber_exit(self, c->main, NULL);
-}
-
 /* Uses only the low end of its array, as code with a large buffer often
-   does (a string formatted into it): nothing walks through the guard. */
+   does (a string formatted into it): nothing walks through the guard.  The
+   empty asm statements make the array real memory the compiler must keep. */
 __attribute__((noinline)) static char big_frame(void)
 {
     char buf[96 * 1024];
+    __asm__ volatile("" : : "r"(buf) : "memory");
     memset(buf, 0x5a, 4096);
-    return ((volatile char *)buf)[100];
+    __asm__ volatile("" : : "r"(buf) : "memory");
+    return buf[100];
 }
 
 __attribute__((noinline)) static char descend(weft__fiber *self, size_t keep_above)
@@ -502,10 +498,20 @@ __attribute__((noinline)) static char descend(weft__fiber *self, size_t keep_abo
     return big_frame() + frame[0];
 }
 
-static void clasher_entry(weft__fiber *self, void *msg)
+/* The first switch into a fiber says which of the two it is. */
+struct clash_role {
+    struct clash *c;
+    bool sleeper;
+};
+
+static void clash_entry(weft__fiber *self, void *msg)
 {
-    struct clash *c = msg;
-    (void)descend(self, 8 * 1024);
+    struct clash_role *r = msg;
+    struct clash *c = r->c;
+    if (r->sleeper)
+        c->sum = live_frames(self, c, 1);
+    else
+        (void)descend(self, 8 * 1024);
     weft__fiber_exit(self, c->main, NULL);
 }
 
@@ -514,17 +520,26 @@ static void clash_child(void *arg)
     (void)arg;
     struct env e;
     env_init(&e, WEFT__GUARD_AUTO, 0);
-    weft__fiber *a, *b;
-    /* a first: the pool maps b right below it. */
-    if (weft__fiber_create(&a, &e.pool, &e.cache, 0, clasher_entry) != 0 ||
-        weft__fiber_create(&b, &e.pool, &e.cache, 0, sleeper_entry) != 0)
-        _exit(3);
-    if ((char *)b + sizeof(weft__fiber) + sizeof(weft__stack) != a->stack_lo - a->guard)
+    /* Stacks mapped one after another usually lie right below each other;
+       take the first such pair. */
+    enum { N = 16 };
+    weft__fiber *f[N];
+    int upper = -1;
+    for (int i = 0; i < N && upper < 0; i++) {
+        if (weft__fiber_create(&f[i], &e.pool, &e.cache, 0, clash_entry) != 0)
+            _exit(3);
+        if (i > 0 &&
+            (char *)f[i] + sizeof(weft__fiber) + sizeof(weft__stack) == f[i - 1]->stack_lo - f[i - 1]->guard)
+            upper = i - 1;
+    }
+    if (upper < 0)
         _exit(77);
+    weft__fiber *a = f[upper], *b = f[upper + 1];
     struct clash c = {&e.main, 0};
-    weft__fiber_switch(&e.main, b, &c); /* b sleeps 100 KiB deep */
-    weft__fiber_switch(&e.main, a, &c); /* a overflows */
-    weft__fiber_switch(&e.main, b, &c); /* b wakes and checks its frames */
+    struct clash_role as_sleeper = {&c, true}, as_clasher = {&c, false};
+    weft__fiber_switch(&e.main, b, &as_sleeper); /* b sleeps 100 KiB deep */
+    weft__fiber_switch(&e.main, a, &as_clasher); /* a overflows */
+    weft__fiber_switch(&e.main, b, &c);          /* b wakes and checks its frames */
     _exit(c.sum == 0 ? 10 : 11);
 }
 
