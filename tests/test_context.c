@@ -44,8 +44,8 @@ static const uint64_t regs_fiber[NREGS] = {0xa1a1a1a1a1a1a1a1,
 /* x19-x28 x29 d8-d15 FPCR; FPCR holds a different rounding mode on each
    side (RMode, bits 22-23: towards minus infinity, towards plus infinity). */
 #define R(n)  (0x0101010101010101ull * (n))
-static const uint64_t regs_main[NREGS] = {R(1),  R(2),  R(3),  R(4),  R(5),  R(6),  R(7),
-                                          R(8),  R(9),  R(10), R(11), R(12), R(13), R(14),
+static const uint64_t regs_main[NREGS] = {R(1),  R(2),  R(3),  R(4),  R(5),  R(6),    R(7),
+                                          R(8),  R(9),  R(10), R(11), R(12), R(13),   R(14),
                                           R(15), R(16), R(17), R(18), R(19), 0x800000};
 static const uint64_t regs_fiber[NREGS] = {
     R(0x21), R(0x22), R(0x23), R(0x24), R(0x25), R(0x26), R(0x27), R(0x28), R(0x29), R(0x2a),

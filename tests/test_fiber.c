@@ -520,21 +520,27 @@ static void clash_child(void *arg)
     (void)arg;
     struct env e;
     env_init(&e, WEFT__GUARD_AUTO, 0);
-    /* Stacks mapped one after another usually lie right below each other;
-       take the first such pair. */
+    /* Stacks mapped one after another usually lie next to each other
+       (below each other with the kernel's allocator, above under
+       qemu-user's): take the first pair where one sits right below the
+       other's guard. */
     enum { N = 16 };
-    weft__fiber *f[N];
-    int upper = -1;
-    for (int i = 0; i < N && upper < 0; i++) {
+    weft__fiber *f[N], *a = NULL, *b = NULL;
+    for (int i = 0; i < N && !a; i++) {
         if (weft__fiber_create(&f[i], &e.pool, &e.cache, 0, clash_entry) != 0)
             _exit(3);
-        if (i > 0 &&
-            (char *)f[i] + sizeof(weft__fiber) + sizeof(weft__stack) == f[i - 1]->stack_lo - f[i - 1]->guard)
-            upper = i - 1;
+        for (int j = 0; j < i && !a; j++) {
+            weft__fiber *x = f[i], *y = f[j];
+            for (int k = 0; k < 2 && !a; k++) {
+                if ((char *)y + sizeof(weft__fiber) + sizeof(weft__stack) == x->stack_lo - x->guard)
+                    a = x, b = y; /* y right below x */
+                weft__fiber *t = x;
+                x = y, y = t;
+            }
+        }
     }
-    if (upper < 0)
+    if (!a)
         _exit(77);
-    weft__fiber *a = f[upper], *b = f[upper + 1];
     struct clash c = {&e.main, 0};
     struct clash_role as_sleeper = {&c, true}, as_clasher = {&c, false};
     weft__fiber_switch(&e.main, b, &as_sleeper); /* b sleeps 100 KiB deep */

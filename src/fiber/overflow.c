@@ -115,9 +115,9 @@ static void chain(int sig, siginfo_t *si, void *uc)
     bool spent;
     const struct sigaction *old = previous(sig, &spent);
     bool sent = si->si_code <= 0;
-    bool custom = !spent && ((old->sa_flags & SA_SIGINFO) ? old->sa_sigaction != NULL
-                                                          : old->sa_handler != SIG_DFL &&
-                                                                old->sa_handler != SIG_IGN);
+    bool custom = !spent && ((old->sa_flags & SA_SIGINFO)
+                                 ? old->sa_sigaction != NULL
+                                 : old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN);
     if (custom) {
         sigset_t block = old->sa_mask, saved;
         if (old->sa_flags & SA_NODEFER)

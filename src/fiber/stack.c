@@ -121,8 +121,7 @@ static void slot_push(volatile AO_double_t *head, weft__stack_slot *slot)
         AO_t version = AO_load_acquire(&head->AO_val2);
         AO_t top = AO_load(&head->AO_val1);
         AO_store(&slot->next, top);
-        if (AO_compare_double_and_swap_double_release(head, top, version, (AO_t)slot,
-                                                      version + 1))
+        if (AO_compare_double_and_swap_double_release(head, top, version, (AO_t)slot, version + 1))
             return;
     }
 }
