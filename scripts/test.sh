@@ -6,7 +6,7 @@
 # Ends with one line, "tests: N passed, N failed"; exits non-zero on any
 # failure.  Logs go to build/logs/.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 root=$PWD
 scripts/deps.sh test || exit 1
 
@@ -70,9 +70,10 @@ if configure gcc -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=gcc; then
     suite valgrind env WEFT_TEST_SCALE=20 valgrind -q --trace-children=yes --error-exitcode=99 \
         build/gcc/tests/weft_tests
     echo "== test consumer"
-    rm -rf build/prefix
-    if cmake --install build/gcc --prefix "$root/build/prefix" >"$logs/install.log" 2>&1 &&
-        tests/consumer/run.sh "$root/build/prefix" "$root/build/consumer" | tee "$logs/test-consumer.log"; then :; fi
+    # A prefix with a space in it: consumers' paths often have one.
+    rm -rf "build/install prefix"
+    if cmake --install build/gcc --prefix "$root/build/install prefix" >"$logs/install.log" 2>&1 &&
+        tests/consumer/run.sh "$root/build/install prefix" "$root/build/consumer" | tee "$logs/test-consumer.log"; then :; fi
     line=$(grep 'consumer:' "$logs/test-consumer.log" 2>/dev/null | tail -1)
     cp=$(sed -nE 's/.* ([0-9]+) passed.*/\1/p' <<<"$line")
     cf=$(sed -nE 's/.* ([0-9]+) failed.*/\1/p' <<<"$line")
