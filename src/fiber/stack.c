@@ -371,16 +371,15 @@ int weft__stack_get(weft__stack_pool *p, weft__stack_cache *c, weft__stack **out
  * offsets within their pages, so that their reads of the zero page do not
  * all alias one cache line.
  */
+/* Whatever types the fiber stored there, the line is read as words. */
+typedef uint64_t __attribute__((may_alias)) any_word;
+
 WEFT__NO_SANITIZE_ADDRESS
 static bool line_written(const char *at)
 {
-    uint64_t words[8];
-    weft__vg_make_defined(at, sizeof words);
-    memcpy(words, at, sizeof words);
-    uint64_t any = 0;
-    for (int i = 0; i < 8; i++)
-        any |= words[i];
-    return any != 0;
+    const any_word *w = (const any_word *)at;
+    weft__vg_make_defined(at, 64);
+    return (w[0] | w[1] | w[2] | w[3] | w[4] | w[5] | w[6] | w[7]) != 0;
 }
 
 static bool went_deep(const weft__stack_pool *p, weft__stack *s)
