@@ -84,7 +84,7 @@ static const struct sigaction *previous(int sig, bool *spent)
    default action (terminate, with a core); if something stops that from
    ending the process (a debugger that discards it), put weft's handler
    back for the next fault. */
-static void redeliver(int sig, const struct sigaction *mine)
+static void redeliver(int sig)
 {
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);
@@ -97,7 +97,7 @@ static void redeliver(int sig, const struct sigaction *mine)
     raise(sig); /* pending: the signal is blocked while its handler runs */
     pthread_sigmask(SIG_UNBLOCK, &one, &saved);
     pthread_sigmask(SIG_SETMASK, &saved, NULL);
-    sigaction(sig, mine, NULL);
+    sigaction(sig, &mine, NULL);
 }
 
 /*
@@ -141,7 +141,7 @@ static void chain(int sig, siginfo_t *si, void *uc)
     if (sent) {
         if (!spent && !(old->sa_flags & SA_SIGINFO) && old->sa_handler == SIG_IGN)
             return;
-        redeliver(sig, &mine);
+        redeliver(sig);
         return;
     }
     /* A fault: restore the default action and return; the faulting
