@@ -4,15 +4,15 @@
 # tables (markdown; also saved to build/bench-results.md).
 #   BENCH_SCALE=N divides iteration counts, for a quick look.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 scripts/deps.sh bench || exit 1
 mkdir -p build
 echo "== build release" >&2
-cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DWEFT_BUILD_TESTS=OFF \
-    >build/release-configure.log 2>&1 && ninja -C build/release >build/release-build.log 2>&1 || {
+if ! { cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DWEFT_BUILD_TESTS=OFF \
+    >build/release-configure.log 2>&1 && ninja -C build/release >build/release-build.log 2>&1; }; then
     tail -30 build/release-configure.log build/release-build.log
     exit 1
-}
+fi
 BENCH_REPS_NOTE=7
 {
     echo "## weft benchmarks"

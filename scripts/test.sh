@@ -8,7 +8,7 @@
 # Ends with one line, "tests: N passed, N failed"; exits non-zero on any
 # failure.  Logs go to build/logs/.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 root=$PWD
 scripts/deps.sh test || exit 1
 
@@ -108,11 +108,12 @@ if configure gcc -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=gcc; then
         build/gcc/tests/weft_tests
     # The ABI: libweft.so exports the headers' WEFT_API functions and nothing else.
     checks abi tests/abi/exports.sh build/gcc/libweft.so include/weft
-    rm -rf build/prefix
-    if cmake --install build/gcc --prefix "$root/build/prefix" >"$logs/install.log" 2>&1; then
-        checks consumer tests/consumer/run.sh "$root/build/prefix" "$root/build/consumer"
+    # A prefix with a space in it: consumers' paths often have one.
+    rm -rf "build/install prefix"
+    if cmake --install build/gcc --prefix "$root/build/install prefix" >"$logs/install.log" 2>&1; then
+        checks consumer tests/consumer/run.sh "$root/build/install prefix" "$root/build/consumer"
         # No GPL library in libweft.so or in a program linked with libweft.a.
-        checks no-gpl tests/license/no_gpl.sh "$root/build/prefix" build/gcc
+        checks no-gpl tests/license/no_gpl.sh "$root/build/install prefix" build/gcc
     else
         echo "== install failed: see $logs/install.log"
         fail=$((fail + 1))

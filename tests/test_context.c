@@ -41,15 +41,16 @@ static const uint64_t regs_fiber[NREGS] = {0xa1a1a1a1a1a1a1a1,
                                            0x7f80,
                                            0x0f7f};
 #elif defined(__aarch64__)
-#define NREGS 19
-/* x19-x28 x29 d8-d15 */
+#define NREGS 20
+/* x19-x28 x29 d8-d15 FPCR; FPCR holds a different rounding mode on each
+   side (RMode, bits 22-23: towards minus infinity, towards plus infinity). */
 #define R(n)  (0x0101010101010101ull * (n))
-static const uint64_t regs_main[NREGS] = {R(1),  R(2),  R(3),  R(4),  R(5),  R(6),  R(7),
-                                          R(8),  R(9),  R(10), R(11), R(12), R(13), R(14),
-                                          R(15), R(16), R(17), R(18), R(19)};
+static const uint64_t regs_main[NREGS] = {R(1),  R(2),  R(3),  R(4),  R(5),  R(6),    R(7),
+                                          R(8),  R(9),  R(10), R(11), R(12), R(13),   R(14),
+                                          R(15), R(16), R(17), R(18), R(19), 0x800000};
 static const uint64_t regs_fiber[NREGS] = {
     R(0x21), R(0x22), R(0x23), R(0x24), R(0x25), R(0x26), R(0x27), R(0x28), R(0x29), R(0x2a),
-    R(0x2b), R(0x2c), R(0x2d), R(0x2e), R(0x2f), R(0x30), R(0x31), R(0x32), R(0x33)};
+    R(0x2b), R(0x2c), R(0x2d), R(0x2e), R(0x2f), R(0x30), R(0x31), R(0x32), R(0x33), 0x400000};
 #endif
 
 weft__transfer weft_test_jump_regs(weft__context to, void *data, const uint64_t *in, uint64_t *out);
@@ -191,4 +192,161 @@ Test(context, returning_from_entry_aborts_with_message, .timeout = 60)
     cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "status %#x, stderr: %s", status,
               err);
     cr_assert(strstr(err, "weft: a context's entry function returned") != NULL, "stderr: %s", err);
+}
+
+/* ---- MXCSR: control bits travel, status flags stay with the thread ------ */
+
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+
+#define MXCSR_FLAGS 0x3fu
+#define MXCSR_PE    0x20u /* precision (inexact) flag */
+
+static unsigned fiber_mxcsr;
+
+/* Sets its own control bits (if asked), computes 1.0 / 3.0 (inexact: sets
+   the precision flag), then jumps back and reports what it saw when
+   resumed. */
+static void mxcsr_entry(weft__transfer t)
+{
+    unsigned control = (unsigned)(uintptr_t)t.data;
+    if (control)
+        _mm_setcsr(control);
+    volatile double third = 1.0;
+    third = third / 3.0;
+    (void)third;
+    t = weft__context_jump(t.from, NULL);
+    fiber_mxcsr = _mm_getcsr();
+    weft__context_jump(t.from, NULL);
+    abort();
+}
+
+static void mxcsr_case(unsigned main_control, unsigned fiber_control)
+{
+    if (strcmp(weft__context_impl, "boost") == 0)
+        cr_skip_test("Boost.Context's jump_fcontext restores all of MXCSR, flags included");
+    if (test_on_valgrind())
+        cr_skip_test("valgrind does not model MXCSR's exception flags");
+    unsigned saved = _mm_getcsr();
+    char *stack = new_stack();
+    _mm_setcsr(main_control); /* flags clear */
+    weft__context c = weft__context_make(stack + STACK_SIZE, STACK_SIZE, mxcsr_entry);
+    c = weft__context_jump(c, (void *)(uintptr_t)fiber_control).from;
+    unsigned back = _mm_getcsr();
+    _mm_setcsr(main_control); /* clear the flags again on this side */
+    weft__context_jump(c, NULL);
+    _mm_setcsr(saved);
+    munmap(stack, STACK_SIZE);
+
+    cr_expect_eq(back & ~MXCSR_FLAGS, main_control, "control bits after the switch back: %#x",
+                 back & ~MXCSR_FLAGS);
+    cr_expect(back & MXCSR_PE,
+              "the precision flag the other context raised should still be set (flags are "
+              "status, never restored): MXCSR %#x",
+              back);
+    unsigned want = fiber_control ? fiber_control : main_control;
+    cr_expect_eq(fiber_mxcsr & ~MXCSR_FLAGS, want, "the fiber's control bits: %#x",
+                 fiber_mxcsr & ~MXCSR_FLAGS);
+    cr_expect_eq(fiber_mxcsr & MXCSR_FLAGS, 0, "the flags this side cleared came back: %#x",
+                 fiber_mxcsr);
+}
+
+/* Same control bits on both sides, only the flags differ: nothing to load. */
+Test(context, mxcsr_flags_alone_do_not_travel)
+{
+    mxcsr_case(0x1f80, 0);
+}
+
+/* The control bits differ (rounding towards zero on one side): they are
+   loaded, and the flags still stay with the thread. */
+Test(context, mxcsr_control_bits_travel_and_flags_stay)
+{
+    mxcsr_case(0x1f80, 0x7f80);
+}
+#endif
+
+/* ---- control-flow protection ------------------------------------------- */
+
+static bool bytes_at(void (*fn)(void), const void *want, size_t n)
+{
+    const void *at = (const void *)(uintptr_t)fn;
+    return memcmp(at, want, n) == 0;
+}
+
+Test(context, entry_points_are_branch_landing_pads)
+{
+    if (strcmp(weft__context_impl, "boost") == 0)
+        cr_skip_test("weft's assembly only");
+#if defined(__x86_64__)
+    static const unsigned char endbr64[] = {0xf3, 0x0f, 0x1e, 0xfa};
+    cr_expect(bytes_at((void (*)(void))weft__context_jump, endbr64, 4), "jump: no endbr64");
+    cr_expect(bytes_at((void (*)(void))weft__context_make, endbr64, 4), "make: no endbr64");
+    /* A fresh context resumes at a landing pad one byte into
+       weft__context_start: its frame's return address, at 0x38. */
+    char *stack = new_stack();
+    weft__context c = weft__context_make(stack + STACK_SIZE, STACK_SIZE, echo_entry);
+    const unsigned char *resume = *(const unsigned char **)((char *)c + 0x38);
+    cr_expect(memcmp(resume, endbr64, 4) == 0, "the resume point is no landing pad");
+    cr_expect_eq(resume[-1], 0x90, "the resume point should follow a nop");
+    munmap(stack, STACK_SIZE);
+    /* The switch's indirect jump is notrack: its target is a return
+       address, with no endbr64. */
+    static const unsigned char notrack_jmp_r8[] = {0x3e, 0x41, 0xff, 0xe0};
+    const unsigned char *code = (const unsigned char *)(uintptr_t)weft__context_jump;
+    bool found = false;
+    for (int i = 0; i < 256 && !found; i++)
+        found = memcmp(code + i, notrack_jmp_r8, 4) == 0;
+    cr_expect(found, "no notrack jmp *%%r8 in weft__context_jump");
+#elif defined(__aarch64__)
+    static const uint32_t bti_c = 0xd503245f, nop = 0xd503201f;
+    cr_expect(bytes_at((void (*)(void))weft__context_jump, &bti_c, 4), "jump: no bti c");
+    cr_expect(bytes_at((void (*)(void))weft__context_make, &bti_c, 4), "make: no bti c");
+    char *stack = new_stack();
+    weft__context c = weft__context_make(stack + STACK_SIZE, STACK_SIZE, echo_entry);
+    const uint32_t *resume = *(const uint32_t **)((char *)c + 0xa0);
+    cr_expect_eq(resume[-1], nop, "the resume point should follow a nop");
+    munmap(stack, STACK_SIZE);
+#endif
+}
+
+#ifndef WEFT_STATIC_LIBRARY
+#error "WEFT_STATIC_LIBRARY must name libweft.a"
+#endif
+
+/* Every object in libweft.a carries the property note for indirect-branch
+   protection (IBT on x86_64, BTI and PAC on aarch64), so linking weft does
+   not turn it off; and none claims shadow-stack compatibility, which the
+   switch does not have (docs/context.md). */
+static void run_readelf(void *arg)
+{
+    (void)arg;
+    dup2(STDERR_FILENO, STDOUT_FILENO);
+    execlp("readelf", "readelf", "--notes", WEFT_STATIC_LIBRARY, (char *)NULL);
+    _exit(127);
+}
+
+Test(context, every_object_of_the_library_is_marked_for_branch_protection, .timeout = 60)
+{
+    if (system("readelf --version >/dev/null 2>&1") != 0)
+        cr_skip_test("readelf is not installed");
+    static char out[1 << 16];
+    int status = test_run_child(run_readelf, NULL, out, sizeof out);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "readelf failed: %s", out);
+#if defined(__x86_64__)
+    const char *want = "Properties: x86 feature: IBT\n";
+#else
+    const char *want = "Properties: AArch64 feature: BTI, PAC\n";
+#endif
+    int objects = 0;
+    for (const char *f = strstr(out, "\nFile: "); f; f = strstr(f + 1, "\nFile: ")) {
+        const char *next = strstr(f + 1, "\nFile: ");
+        const char *name_end = strchr(f + 1, '\n');
+        int name_len = (int)(name_end - f - 7);
+        const char *p = strstr(f, want);
+        cr_expect(p && (!next || p < next), "%.*s: no \"%.*s\"", name_len, f + 7,
+                  (int)strlen(want) - 1, want);
+        objects++;
+    }
+    cr_assert_gt(objects, 3, "readelf listed %d objects: %s", objects, out);
+    cr_expect_null(strstr(out, "SHSTK"), "an object claims shadow-stack compatibility");
 }

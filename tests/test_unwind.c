@@ -53,3 +53,59 @@ Test(unwind, gdb_backtrace_from_a_fiber_stops_at_context_start, .timeout = 120)
     cr_assert_null(strstr(bt, "Backtrace stopped"), "%s", bt);
     cr_assert_null(strstr(bt, "corrupt"), "%s", bt);
 }
+
+/* Stopped inside the first jump into a fresh context, after the stack
+   pointer has moved: the frame above weft__context_jump is the new
+   context's start, whose unwind entry must cover the return address the
+   frame holds (gdb looks it up at that address minus one). */
+static char gdb_script[64];
+
+static void run_gdb_script(void *arg)
+{
+    (void)arg;
+    dup2(STDERR_FILENO, STDOUT_FILENO);
+    execlp("gdb", "gdb", "-nx", "-batch", "-x", gdb_script, WEFT_UNWIND_PROBE, (char *)NULL);
+    _exit(127);
+}
+
+Test(unwind, gdb_backtrace_inside_the_first_jump_into_a_fresh_context, .timeout = 120)
+{
+#if !defined(__x86_64__)
+    cr_skip_test("checked with the host's gdb on x86_64 only (qemu-user has no ptrace)");
+#endif
+    if (strcmp(weft_context_impl(), "boost") == 0)
+        cr_skip_test("weft's assembly only");
+    if (test_on_valgrind())
+        cr_skip_test("gdb does not run under valgrind");
+    if (system("gdb --version >/dev/null 2>&1") != 0)
+        cr_skip_test("gdb is not installed");
+    strcpy(gdb_script, "/tmp/weft-unwind-XXXXXX");
+    int fd = mkstemp(gdb_script);
+    cr_assert_geq(fd, 0);
+    /* The probe's first jump is the one into its fresh fiber: step until
+       the stack pointer is the new context's. */
+    static const char script[] = "set pagination off\n"
+                                 "break weft__context_jump\n"
+                                 "run\n"
+                                 "set $to = $rdi\n"
+                                 "while $rsp != $to\n"
+                                 "  stepi\n"
+                                 "end\n"
+                                 "bt\n"
+                                 "kill\n";
+    cr_assert_eq(write(fd, script, sizeof script - 1), (ssize_t)(sizeof script - 1));
+    close(fd);
+    static char out[16384];
+    int status = test_run_child(run_gdb_script, NULL, out, sizeof out);
+    unlink(gdb_script);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "gdb failed: %s", out);
+    const char *bt = strstr(out, "#0 ");
+    cr_assert_not_null(bt, "no backtrace in: %s", out);
+    cr_assert_not_null(strstr(bt, "context_jump"), "%s", bt);
+    const char *start = strstr(bt, "#1 ");
+    cr_assert_not_null(start, "no caller frame:\n%s", bt);
+    cr_assert_not_null(strstr(start, "context_start"), "the caller should be the start:\n%s", bt);
+    cr_assert_null(strstr(bt, "??"), "%s", bt);
+    cr_assert_null(strstr(start, "\n#"), "unwinding ran past the fresh context:\n%s", bt);
+    cr_assert_null(strstr(bt, "Backtrace stopped"), "%s", bt);
+}

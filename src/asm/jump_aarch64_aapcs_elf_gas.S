@@ -13,16 +13,27 @@
  *
  *   offset  0x00 .. 0x38   0x40 .. 0x88   0x90   0x98   0xa0   0xa8
  *         +--------------+--------------+------+------+------+------+
- *         |   d8 - d15   |  x19 - x28   | x29  | x30  |  pc  | pad  |
+ *         |   d8 - d15   |  x19 - x28   | x29  | x30  |  pc  | FPCR |
  *         +--------------+--------------+------+------+------+------+
  *
- * d8-d15 are the low halves of v8-v15, the only callee-saved FP state in
- * AAPCS64.  pc is where the context resumes: the caller's x30.  The frame is
- * 0xb0 bytes, keeping sp 16-byte aligned as the architecture requires.
+ * d8-d15 are the low halves of v8-v15, the only callee-saved FP registers
+ * in AAPCS64.  FPCR holds the floating-point control state (rounding mode,
+ * flush to zero, default NaN, trap enables), saved so that a context's
+ * rounding mode stays its own, as MXCSR's and the x87 control word's do on
+ * x86_64; FPSR, the cumulative exception flags, is status and not saved.
+ * pc is where the context resumes: the caller's x30.  The frame is 0xb0
+ * bytes, keeping sp 16-byte aligned as the architecture requires.
+ *
+ * Control-flow protection: the entry points start with a BTI landing pad,
+ * and the object is marked BTI- and PAC-compatible (it returns with ret and
+ * signs nothing; the resumed side's return address is the one its bl
+ * produced).
  *
  * Every suspended frame has this layout, so the CFI rules below hold on
  * both sides of the stack switch.
  */
+
+#include "gnu_property.h"
 
         .text
         .globl  weft__context_jump
@@ -31,6 +42,7 @@
         .p2align 4
 weft__context_jump:
         .cfi_startproc
+        bti     c
         sub     sp, sp, #0xb0
         .cfi_def_cfa_offset 0xb0
 
@@ -65,6 +77,8 @@ weft__context_jump:
         .cfi_rel_offset d14, 0x30
         .cfi_rel_offset d15, 0x38
         str     x30, [sp, #0xa0]
+        mrs     x11, fpcr
+        str     x11, [sp, #0xa8]
         /* The return address is the pc slot, not the x30 one: the two are
            equal in a frame saved here, but in a frame made by
            weft__context_make x30 is 0 and pc is weft__context_start, so
@@ -86,7 +100,14 @@ weft__context_jump:
         ldp     x27, x28, [sp, #0x80]
         ldp     x29, x30, [sp, #0x90]
         ldr     x10, [sp, #0xa0]
-        add     sp, sp, #0xb0
+        /* Writing FPCR can cost more than the rest of the switch, and it
+           almost never differs between contexts: write it only when it
+           does (x11 still holds the current value). */
+        ldr     x12, [sp, #0xa8]
+        cmp     x11, x12
+        b.eq    1f
+        msr     fpcr, x12
+1:      add     sp, sp, #0xb0
         .cfi_def_cfa_offset 0
         /* The registers hold the resumed side's values now, and the frame
            lies below sp, free for a signal handler to overwrite. */
@@ -118,3 +139,4 @@ weft__context_jump:
         .size   weft__context_jump, .-weft__context_jump
 
         .section .note.GNU-stack, "", %progbits
+        weft_gnu_property 0xc0000000, 3         /* AArch64 feature: BTI, PAC */

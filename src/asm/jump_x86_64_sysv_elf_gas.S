@@ -17,13 +17,23 @@
  *         +---------+---------+------+------+------+------+------+------+------+
  *
  * rip is the caller's return address: the call instruction pushed it, so the
- * frame costs 0x38 bytes of new stack.  MXCSR and the x87 control word are
- * the floating-point control state the ABI makes callee-saved.
+ * frame costs 0x38 bytes of new stack.  MXCSR's control bits (rounding, flush
+ * to zero, denormals are zero, exception masks) and the x87 control word are
+ * the floating-point control state the ABI makes callee-saved.  MXCSR's six
+ * status bits, the sticky exception flags, are caller-saved: they are saved
+ * with the rest of the word but never restored; they stay with the thread.
+ *
+ * Control-flow protection (CET): the entry points start with endbr64, and
+ * the object is marked IBT-compatible.  It is not marked shadow-stack
+ * compatible: the switch moves the stack but not the shadow stack
+ * (docs/context.md).
  *
  * Every suspended frame has this same layout, so one set of CFI rules is
  * true both before and after the stack pointer moves: a debugger stopped
  * anywhere in here unwinds correctly into whichever context owns the stack.
  */
+
+#include "gnu_property.h"
 
         .text
         .globl  weft__context_jump
@@ -32,6 +42,7 @@
         .p2align 4
 weft__context_jump:
         .cfi_startproc
+        endbr64
         leaq    -0x38(%rsp), %rsp
         .cfi_adjust_cfa_offset 0x38
 
@@ -55,13 +66,25 @@ weft__context_jump:
         movq    %rsp, %rax
         movq    %rdi, %rsp
 
-        /* Loading MXCSR and the x87 control word costs more than the
-           rest of the switch; they almost never differ between contexts,
-           so load each only when it does (the frame we just saved, at
-           rax, holds the current values). */
+        /* Loading MXCSR and the x87 control word can cost more than the
+           rest of the switch; their control bits almost never differ
+           between contexts, so load each only when they do (the frame we
+           just saved, at rax, holds the current values).  MXCSR's status
+           flags (bits 0-5) are left out of the comparison: any inexact
+           result sets one, and they would differ after the first division
+           on either side.  When MXCSR is loaded, it gets the resumed
+           side's control bits and the current flags: flags are never
+           restored. */
         movl    (%rsp), %r9d
-        cmpl    (%rax), %r9d
-        je      1f
+        xorl    (%rax), %r9d
+        testl   $~0x3f, %r9d
+        jz      1f
+        movl    (%rax), %r9d
+        andl    $0x3f, %r9d
+        movl    (%rsp), %r10d
+        andl    $~0x3f, %r10d
+        orl     %r10d, %r9d
+        movl    %r9d, (%rsp)
         ldmxcsr (%rsp)
 1:      movzwl  0x4(%rsp), %r9d
         cmpw    0x4(%rax), %r9w
@@ -85,9 +108,12 @@ weft__context_jump:
         /* An indirect jump, not ret.  The return-stack predictor holds this
            context's return address, not the other's: a ret here would
            mispredict on every switch whose two sides called jump from
-           different places (measured: 14 ns per switch instead of 4). */
-        jmp     *%r8
+           different places (measured: 14 ns per switch instead of 4).
+           notrack: the target is a return address, with no endbr64, as
+           for a compiler's jump table under IBT. */
+        notrack jmp *%r8
         .cfi_endproc
         .size   weft__context_jump, .-weft__context_jump
 
         .section .note.GNU-stack, "", %progbits
+        weft_gnu_property 0xc0000002, 1         /* x86 feature: IBT */

@@ -42,8 +42,8 @@ static inline void weft__asan_unpoison(void *p, size_t n)
 
 #ifdef WEFT__TSAN
 #include <sanitizer/tsan_interface.h>
-/* libatomic_ops' lock-free stack is inline assembly TSan cannot see: say
-   what its push and pop order. */
+/* The shared stack pool's double-width CAS is inline assembly TSan cannot
+   see: say what its pushes and pops order. */
 static inline void weft__tsan_release(void *p)
 {
     __tsan_release(p);

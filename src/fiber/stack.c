@@ -1,4 +1,37 @@
 // SPDX-License-Identifier: MIT
+/*
+ * Stacks: mapping, guarding, pooling.  The layout is drawn in stack.h.
+ *
+ * The shared pool is two lock-free LIFO lists (Treiber stacks) threaded
+ * through one array of shared_max slots that is allocated at init and
+ * freed only at deinit:
+ *
+ *   full: slots that hold a pooled stack      free: slots that hold nothing
+ *
+ * weft__stack_get pops a slot from `full`, takes its stack and pushes the
+ * slot on `free`; giving a stack back pops a slot from `free` (none left:
+ * the pool is full and the stack is unmapped) and pushes it on `full`.
+ *
+ * Why slots and not a link inside each stack: a pop reads the head node's
+ * link before its compare-and-swap, and by then another thread may have
+ * popped that node, used it and given it back.  Were the node a stack, a
+ * full pool would unmap it under the reader.  Slots are never unmapped
+ * while the pool lives, so a pop that lost such a race reads a stale but
+ * valid slot and its CAS fails.
+ *
+ * ABA: each head is a pair {slot, version} swapped as one with a double-
+ * width CAS (libatomic_ops' AO_compare_double_and_swap_double), and every
+ * successful swap increments the version.  A pop reads the version first
+ * (acquire), then the slot, then the slot's link; its CAS succeeds only if
+ * the head never changed after the version was read (versions never repeat:
+ * 64 bits), so the link it read was the head's link then, and nobody
+ * writes a slot's link while the slot is on a list.
+ *
+ * Memory order: a push's CAS releases (the stack's contents and the slot's
+ * `stack` field were written before it), a pop's CAS acquires.  TSan cannot
+ * see inside the CAS (inline assembly), so the same edges are declared to it
+ * on the slot's address.
+ */
 #include "stack.h"
 
 #include "sanitize.h"
@@ -8,6 +41,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -59,6 +93,42 @@ bool weft__stack_guard_madvise_supported(void)
     return guard_madvise_works;
 }
 
+void (*weft__stack_test_pop_hook)(weft__stack_pool *p);
+
+/* ---- the lists ------------------------------------------------------------ */
+
+static weft__stack_slot *slot_pop(weft__stack_pool *p, volatile AO_double_t *head)
+{
+    for (;;) {
+        AO_t version = AO_load_acquire(&head->AO_val2);
+        AO_t top = AO_load_acquire(&head->AO_val1);
+        if (!top)
+            return NULL;
+        if (weft__stack_test_pop_hook && head == &p->full)
+            weft__stack_test_pop_hook(p);
+        weft__stack_slot *slot = (weft__stack_slot *)top;
+        AO_t next = AO_load(&slot->next);
+        if (AO_compare_double_and_swap_double_acquire(head, top, version, next, version + 1)) {
+            weft__tsan_acquire(slot);
+            return slot;
+        }
+    }
+}
+
+static void slot_push(volatile AO_double_t *head, weft__stack_slot *slot)
+{
+    weft__tsan_release(slot);
+    for (;;) {
+        AO_t version = AO_load_acquire(&head->AO_val2);
+        AO_t top = AO_load(&head->AO_val1);
+        AO_store(&slot->next, top);
+        if (AO_compare_double_and_swap_double_release(head, top, version, (AO_t)slot, version + 1))
+            return;
+    }
+}
+
+/* ---- the pool ------------------------------------------------------------- */
+
 int weft__stack_pool_init(weft__stack_pool *p, const weft__stack_pool_options *o)
 {
     static const weft__stack_pool_options defaults;
@@ -80,14 +150,23 @@ int weft__stack_pool_init(weft__stack_pool *p, const weft__stack_pool_options *o
     if (o->guard_mode == WEFT__GUARD_MPROTECT)
         madv = false;
 
+    size_t shared_max = o->shared_max ? o->shared_max : WEFT__STACK_DEFAULT_SHARED_MAX;
+    if (shared_max > ((size_t)1 << 32))
+        return -EINVAL;
+    weft__stack_slot *slots = calloc(shared_max, sizeof *slots);
+    if (!slots)
+        return -ENOMEM;
+
     *p = (weft__stack_pool){
+        .slots = slots,
         .size = size,
         .guard = guard,
         .keep = keep < size ? keep : size,
-        .shared_max = o->shared_max ? o->shared_max : WEFT__STACK_DEFAULT_SHARED_MAX,
+        .shared_max = shared_max,
         .guard_madvise = madv,
     };
-    AO_stack_init(&p->shared);
+    for (size_t i = shared_max; i-- > 0;)
+        slot_push(&p->free, &slots[i]);
     pthread_mutex_init(&p->all_lock, NULL);
     return 0;
 }
@@ -136,6 +215,36 @@ static void report_map_limit(void)
                 : " (this kernel lacks MADV_GUARD_INSTALL, Linux 6.13+, whose guards cost none)");
 }
 
+/* The kernel refuses MADV_GUARD_INSTALL in a locked mapping, and after
+   mlockall(MCL_FUTURE) every new mapping is locked. */
+static void report_guard_fallback(int err)
+{
+    static atomic_flag said = ATOMIC_FLAG_INIT;
+    if (atomic_flag_test_and_set_explicit(&said, memory_order_relaxed))
+        return;
+    fprintf(stderr,
+            "weft: MADV_GUARD_INSTALL failed (%s; memory locked with mlockall?): fiber stacks "
+            "are guarded with mprotect from now on, at two mappings per stack\n",
+            strerror(err));
+}
+
+static int guard(weft__stack_pool *p, char *m)
+{
+    if (atomic_load_explicit(&p->guard_madvise, memory_order_relaxed)) {
+        if (madvise(m, p->guard, MADV_GUARD_INSTALL) == 0)
+            return 0;
+        if (errno != EINVAL)
+            return -1;
+        atomic_store_explicit(&p->guard_madvise, false, memory_order_relaxed);
+        report_guard_fallback(errno);
+    }
+    if (mprotect(m, p->guard, PROT_NONE) == 0)
+        return 0;
+    if (errno == ENOMEM)
+        report_map_limit();
+    return -1;
+}
+
 static int map_stack(weft__stack_pool *p, weft__stack **out)
 {
     size_t len = p->guard + p->size;
@@ -145,17 +254,14 @@ static int map_stack(weft__stack_pool *p, weft__stack **out)
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (m == MAP_FAILED)
         return -ENOMEM;
-    int rc = p->guard_madvise ? madvise(m, p->guard, MADV_GUARD_INSTALL)
-                              : mprotect(m, p->guard, PROT_NONE);
-    if (rc != 0) {
-        if (!p->guard_madvise && errno == ENOMEM)
-            report_map_limit();
+    if (guard(p, m) != 0) {
         munmap(m, len);
         return -ENOMEM;
     }
     weft__stack *s = header_of(p, m);
     s->next = NULL;
     s->in_use = false;
+    s->sample = 0;
     s->vg_id = weft__vg_stack_register(m + p->guard, m + len);
     pthread_mutex_lock(&p->all_lock);
     s->all_prev = NULL;
@@ -194,13 +300,21 @@ void weft__stack_pool_deinit(weft__stack_pool *p)
                 live);
         abort();
     }
-    AO_t *e;
-    while ((e = AO_stack_pop_acquire(&p->shared)) != NULL) {
-        weft__tsan_acquire(e);
-        unmap_stack(p, (weft__stack *)e);
-    }
-    atomic_store_explicit(&p->shared_count, 0, memory_order_relaxed);
+    weft__stack_slot *slot;
+    while ((slot = slot_pop(p, &p->full)) != NULL)
+        unmap_stack(p, slot->stack);
+    free(p->slots);
+    p->slots = NULL;
     pthread_mutex_destroy(&p->all_lock);
+}
+
+size_t weft__stack_pool_shared_count(weft__stack_pool *p)
+{
+    size_t n = 0;
+    for (AO_t at = AO_load_acquire(&p->full.AO_val1); at;
+         at = AO_load(&((weft__stack_slot *)at)->next))
+        n++;
+    return n;
 }
 
 int weft__stack_get(weft__stack_pool *p, weft__stack_cache *c, weft__stack **out)
@@ -215,11 +329,10 @@ int weft__stack_get(weft__stack_pool *p, weft__stack_cache *c, weft__stack **out
         *out = s;
         return 0;
     }
-    AO_t *e = AO_stack_pop_acquire(&p->shared);
-    if (e) {
-        atomic_fetch_sub_explicit(&p->shared_count, 1, memory_order_relaxed);
-        s = (weft__stack *)e;
-        weft__tsan_acquire(s);
+    weft__stack_slot *slot = slot_pop(p, &p->full);
+    if (slot) {
+        s = slot->stack;
+        slot_push(&p->free, slot);
     } else {
         int rc = map_stack(p, &s);
         if (rc < 0)
@@ -235,23 +348,59 @@ int weft__stack_get(weft__stack_pool *p, weft__stack_cache *c, weft__stack **out
 }
 
 /*
- * Did the last fiber on this stack go deeper than `keep`?  Read the cache
- * line just below that depth.  If no fiber ever wrote there since the stack
- * was mapped or last trimmed, the read maps the kernel's shared zero page
- * (no memory is used) and sees zeros; a fiber that went that deep almost
- * surely left something non-zero on the line.  A fiber that wrote only zeros
- * there escapes the trim, and its pages stay until the next deep one: the
- * cost of not making a system call on every recycle.
+ * Did the last fiber on this stack go deeper than `keep`?  A line of 64
+ * bytes that no fiber wrote since the stack was mapped or last trimmed reads
+ * as zeros (the read maps the kernel's shared zero page, which uses no
+ * memory); a fiber that went deep left return addresses and saved
+ * registers on most of the lines it passed.  So each recycle reads two
+ * lines:
+ *
+ *   - the line just below `keep`, every time: a fiber that went deeper
+ *     almost surely wrote there, and its pages are given back at once;
+ *   - one line further down, a different depth each recycle, cycling
+ *     through 4, 12, 28, 60, 124 KiB... below the first (each gap twice
+ *     the last): a zero-initialised buffer can cover the first line while
+ *     the fiber's frames go far deeper.  Those frames stay as they were
+ *     until the stack is trimmed (a shallow fiber does not touch them), so
+ *     the cycle finds them within as many recycles as it has depths (five
+ *     for a 256 KiB stack), unless zeros cover every depth the fiber
+ *     passed.
+ *
+ * Each line read below `keep` touches a page no shallow fiber uses, likely
+ * a TLB miss: reading every depth on every recycle made spawning a task a
+ * third slower, hence one depth at a time.  The lines sit at different
+ * offsets within their pages, so that their reads of the zero page do not
+ * all alias one cache line.
  */
+/* Whatever types the fiber stored there, the line is read as words. */
+typedef uint64_t __attribute__((may_alias)) any_word;
+
 WEFT__NO_SANITIZE_ADDRESS
+static bool line_written(const char *at)
+{
+    const any_word *w = (const any_word *)at;
+    weft__vg_make_defined(at, 64);
+    return (w[0] | w[1] | w[2] | w[3] | w[4] | w[5] | w[6] | w[7]) != 0;
+}
+
 static bool went_deep(const weft__stack_pool *p, weft__stack *s)
 {
-    const uint64_t *line = (const uint64_t *)(weft__stack_top(s) - p->keep - 64);
-    weft__vg_make_defined(line, 64);
-    uint64_t any = 0;
-    for (int i = 0; i < 8; i++)
-        any |= ((const volatile uint64_t *)line)[i];
-    return any != 0;
+    const char *lo = weft__stack_lo(p, s);
+    const char *first = weft__stack_top(s) - p->keep - 64;
+    if (first < lo)
+        return false;
+    /* Depth k (1, 2, ...) lies 4 KiB * (2^k - 1) + 64 * k below the first
+       line; take the next one inside the stack, wrapping to depth 1 (or
+       read the first line twice if there is no room below it). */
+    size_t room = (size_t)(first - lo);
+    unsigned k = s->sample + 1u;
+    size_t down = ((size_t)4096 << k) - 4096 + 64u * k;
+    if (down > room) {
+        k = 1;
+        down = 4096 + 64 <= room ? 4096 + 64 : 0;
+    }
+    s->sample = (unsigned char)k;
+    return line_written(first) || line_written(first - down);
 }
 
 static void recycle(weft__stack_pool *p, weft__stack *s)
@@ -264,17 +413,18 @@ static void recycle(weft__stack_pool *p, weft__stack *s)
         madvise(lo, p->size - p->keep, MADV_DONTNEED);
 }
 
-/* The shared pool keeps at most shared_max stacks; past that a stack goes
-   back to the kernel. */
+/* The shared pool holds at most shared_max stacks (one per slot); past
+   that a stack goes back to the kernel.  Unmapping it here is safe: no
+   pop ever reads a stack's memory, only slots. */
 static void give_to_shared(weft__stack_pool *p, weft__stack *s)
 {
-    if (atomic_load_explicit(&p->shared_count, memory_order_relaxed) >= p->shared_max) {
+    weft__stack_slot *slot = slot_pop(p, &p->free);
+    if (!slot) {
         unmap_stack(p, s);
         return;
     }
-    atomic_fetch_add_explicit(&p->shared_count, 1, memory_order_relaxed);
-    weft__tsan_release(s);
-    AO_stack_push_release(&p->shared, &s->link);
+    slot->stack = s;
+    slot_push(&p->full, slot);
 }
 
 void weft__stack_put(weft__stack_pool *p, weft__stack_cache *c, weft__stack *s)

@@ -5,7 +5,7 @@
  * when that returns stores what those registers then hold into out[].  Its
  * own caller's registers are preserved.
  *
- *   in/out: [0..9] x19-x28  [10] x29  [11..18] d8-d15
+ *   in/out: [0..9] x19-x28  [10] x29  [11..18] d8-d15  [19] FPCR
  */
         .text
         .globl  weft_test_jump_regs
@@ -27,6 +27,8 @@ weft_test_jump_regs:
         stp     d12, d13, [sp, #128]
         stp     d14, d15, [sp, #144]
         str     x3, [sp, #160]
+        mrs     x4, fpcr
+        str     x4, [sp, #168]
 
         ldp     x19, x20, [x2, #0]
         ldp     x21, x22, [x2, #16]
@@ -38,6 +40,8 @@ weft_test_jump_regs:
         ldp     d10, d11, [x2, #104]
         ldp     d12, d13, [x2, #120]
         ldp     d14, d15, [x2, #136]
+        ldr     x4, [x2, #152]
+        msr     fpcr, x4
 
         bl      weft__context_jump
 
@@ -52,6 +56,8 @@ weft_test_jump_regs:
         stp     d10, d11, [x3, #104]
         stp     d12, d13, [x3, #120]
         stp     d14, d15, [x3, #136]
+        mrs     x4, fpcr
+        str     x4, [x3, #152]
 
         ldp     x19, x20, [sp, #16]
         ldp     x21, x22, [sp, #32]
@@ -62,6 +68,8 @@ weft_test_jump_regs:
         ldp     d10, d11, [sp, #112]
         ldp     d12, d13, [sp, #128]
         ldp     d14, d15, [sp, #144]
+        ldr     x4, [sp, #168]
+        msr     fpcr, x4
         ldp     x29, x30, [sp], #176
         .cfi_def_cfa_offset 0
         ret
