@@ -342,12 +342,16 @@ void weft__sched_exit(weft__task *self, struct weft__handoff *h)
 
 /* ---- searching, spinning, parking ----------------------------------------- */
 
-/* Makes runnable the tasks a ring poll handed back. */
+/* Makes runnable the tasks a ring poll handed back, in completion order
+   and behind what is already queued: first come, first served.  (Pushed
+   newest-first like a spawn, a flood of completions would keep the
+   oldest waiting while new ones arrive: a tail latency of seconds at a
+   thousand connections.) */
 static void ready_all(weft__worker *w, weft__task *t)
 {
     while (t) {
         weft__task *next = t->link;
-        weft__sched_ready(w, t);
+        weft__sched_requeue(w, t);
         t = next;
     }
 }
