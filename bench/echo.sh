@@ -44,6 +44,7 @@ if [ ! -x "$client" ]; then
     exit 0
 fi
 mkdir -p "$logs" || exit 0
+rm -f "$logs"/*.log
 : >"$lines"
 
 # 1000 connections are 1000 descriptors in the client and 1000 in the server.
