@@ -226,6 +226,11 @@ for c in "${conns_list[@]}"; do
         }' "$lines"
 done
 rm -f "$logs/client.out"
+for i in "${!keys[@]}"; do
+    case ${keys[$i]} in weft_*) continue ;; esac
+    [ "${state[${keys[$i]}]:-}" = "not built" ] &&
+        echo "skipped: ${labels[$i]} (not built; bench/peers/build.sh $out says why)"
+done
 grep -E '^[^ ]+ [0-9]+ (error|skipped)' "$lines" | sed 's/^/note: /'
 for k in "${keys[@]}"; do
     [ "${state[$k]:-}" = "failed to start" ] && echo "note: $k failed to start, see $logs/$k.log"
