@@ -169,9 +169,9 @@ echo "64-byte messages, closed loop: each connection sends one message and waits
 echo "its whole echo before the next (bench_echo_client, every byte checked).  Client"
 echo "and server run on this machine's $cpus CPUs, over 127.0.0.1, so they compete for"
 echo "them; the client uses min(connections, $cpus) epoll threads.  ${warmup} s warm-up,"
-echo "then requests completed in ${duration} s are counted; medians of $runs rounds, each"
-echo "round every server in turn.  Latencies are from the client's send to the last byte"
-echo "of the echo, in µs."
+echo "then requests completed in ${duration} s are counted; medians of $runs round(s), each"
+echo "round every server in turn.  Latencies are from the client's send of a message to"
+echo "the receipt of the last byte of its echo, in µs."
 echo
 for c in "${conns_list[@]}"; do
     # shellcheck disable=SC2016  # awk program
@@ -226,14 +226,16 @@ for c in "${conns_list[@]}"; do
         }' "$lines"
 done
 rm -f "$logs/client.out"
-for i in "${!keys[@]}"; do
-    case ${keys[$i]} in weft_*) continue ;; esac
-    [ "${state[${keys[$i]}]:-}" = "not built" ] &&
-        echo "skipped: ${labels[$i]} (not built; bench/peers/build.sh $out says why)"
-done
-grep -E '^[^ ]+ [0-9]+ (error|skipped)' "$lines" | sed 's/^/note: /'
-for k in "${keys[@]}"; do
-    [ "${state[$k]:-}" = "failed to start" ] && echo "note: $k failed to start, see $logs/$k.log"
-done
-echo
+notes=$(
+    for i in "${!keys[@]}"; do
+        case ${keys[$i]} in weft_*) continue ;; esac
+        [ "${state[${keys[$i]}]:-}" = "not built" ] &&
+            echo "skipped: ${labels[$i]} (not built; bench/peers/build.sh $out says why)"
+    done
+    grep -E '^[^ ]+ [0-9]+ (error|skipped)' "$lines" | sed 's/^/note: /'
+    for k in "${keys[@]}"; do
+        [ "${state[$k]:-}" = "failed to start" ] && echo "note: $k failed to start, see $logs/$k.log"
+    done
+)
+[ -n "$notes" ] && printf '%s\n\n' "$notes"
 exit 0
