@@ -125,6 +125,7 @@ start_server() {
     return 1
 }
 
+load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
 declare -A state # key -> "not built", "failed to start"
 limit=()
 command -v timeout >/dev/null 2>&1 &&
@@ -171,7 +172,8 @@ echo "and server run on this machine's $cpus CPUs, over 127.0.0.1, so they compe
 echo "them; the client uses min(connections, $cpus) epoll threads.  ${warmup} s warm-up,"
 echo "then requests completed in ${duration} s are counted; medians of $runs round(s), each"
 echo "round every server in turn.  Latencies are from the client's send of a message to"
-echo "the receipt of the last byte of its echo, in µs."
+echo "the receipt of the last byte of its echo, in µs.  Load average (1, 5, 15 min)"
+echo "before the runs: ${load_before:-?}; after: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)."
 echo
 for c in "${conns_list[@]}"; do
     # shellcheck disable=SC2016  # awk program
