@@ -17,7 +17,11 @@
  * the percentiles.  The last line of output is machine-readable:
  *
  *   echo_result conns=C size=M threads=T seconds=D requests=N rps=R
- *               p50_us=.. p99_us=.. p999_us=.. max_us=.. errors=0
+ *               p50_us=.. p99_us=.. p999_us=.. max_us=.. cpu_us_per_req=.. errors=0
+ *
+ * cpu_us_per_req is the client's own CPU time (user + system, warm-up
+ * included) per completed request: what the client takes from CPUs it
+ * shares with the server.
  *
  * Any connection that closes, fails, or echoes a byte that differs from the
  * one sent stops the run: the client says which, and exits with status 1.
@@ -39,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -61,6 +66,7 @@ struct worker {
     struct conn *conns;
     size_t nconns;
     uint64_t done;      /* requests completed inside the window */
+    uint64_t total;     /* requests completed, warm-up included */
     uint32_t *lat;      /* their latencies, ns (saturated at 2^32-1) */
     size_t nlat, cap;
     char error[256];    /* the first failure, empty if none */
@@ -160,6 +166,7 @@ static int pump_in(struct worker *w, struct conn *c)
             if (c->got < msg_size)
                 continue;
             int64_t t = now_ns();
+            w->total++;
             if (t >= t_window && t < t_end) {
                 w->done++;
                 record(w, t - c->t_sent);
@@ -345,6 +352,8 @@ int main(int argc, char **argv)
     }
     freeaddrinfo(ai);
 
+    struct rusage ru0, ru1;
+    getrusage(RUSAGE_SELF, &ru0);
     int64_t t0 = now_ns();
     t_window = t0 + (int64_t)(warmup * 1e9);
     t_end = t_window + (int64_t)(duration * 1e9);
@@ -353,18 +362,25 @@ int main(int argc, char **argv)
             fprintf(stderr, "echo client: pthread_create: %s\n", strerror(rc));
             return 1;
         }
-    uint64_t done = 0;
+    uint64_t done = 0, total = 0;
     size_t nlat = 0;
     int errors = 0;
     for (long t = 0; t < threads; t++) {
         pthread_join(ws[t].thread, NULL);
         done += ws[t].done;
+        total += ws[t].total;
         nlat += ws[t].nlat;
         if (ws[t].error[0]) {
             fprintf(stderr, "echo client: thread %ld: %s\n", t, ws[t].error);
             errors++;
         }
     }
+    getrusage(RUSAGE_SELF, &ru1);
+    double cpu_us = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec -
+                             ru0.ru_stime.tv_sec) * 1e6 +
+                    (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec -
+                             ru0.ru_stime.tv_usec);
+    double cpu_per_req = total ? cpu_us / (double)total : 0;
     uint32_t *all = malloc((nlat ? nlat : 1) * sizeof *all);
     if (!all)
         return 1;
@@ -389,10 +405,11 @@ int main(int argc, char **argv)
            warmup, duration);
     printf("  %llu requests: %.0f requests/s\n", (unsigned long long)done, rps);
     printf("  latency (us): p50 %.1f, p99 %.1f, p99.9 %.1f, max %.1f\n", p50, p99, p999, max);
+    printf("  client CPU time: %.2f us per request\n", cpu_per_req);
     printf("echo_result conns=%ld size=%zu threads=%ld seconds=%.3f requests=%llu rps=%.1f "
-           "p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f errors=%d\n",
+           "p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f cpu_us_per_req=%.2f errors=%d\n",
            conns, msg_size, threads, duration, (unsigned long long)done, rps, p50, p99, p999, max,
-           errors);
+           cpu_per_req, errors);
     fflush(stdout);
     free(all);
     free(inbufs);
