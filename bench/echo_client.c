@@ -52,11 +52,11 @@
 
 struct conn {
     int fd;
-    bool want_out;      /* EPOLLOUT is registered: a send did not finish */
-    size_t sent, got;   /* bytes of the current message sent and received */
+    bool want_out;            /* EPOLLOUT is registered: a send did not finish */
+    size_t sent, got;         /* bytes of the current message sent and received */
     const unsigned char *msg; /* the current message, inside the pattern */
-    unsigned char *in;  /* what has come back of it */
-    int64_t t_sent;     /* when its first byte was handed to the kernel */
+    unsigned char *in;        /* what has come back of it */
+    int64_t t_sent;           /* when its first byte was handed to the kernel */
     uint64_t seq;
 };
 
@@ -65,11 +65,11 @@ struct worker {
     int ep;
     struct conn *conns;
     size_t nconns;
-    uint64_t done;      /* requests completed inside the window */
-    uint64_t total;     /* requests completed, warm-up included */
-    uint32_t *lat;      /* their latencies, ns (saturated at 2^32-1) */
+    uint64_t done;  /* requests completed inside the window */
+    uint64_t total; /* requests completed, warm-up included */
+    uint32_t *lat;  /* their latencies, ns (saturated at 2^32-1) */
     size_t nlat, cap;
-    char error[256];    /* the first failure, empty if none */
+    char error[256]; /* the first failure, empty if none */
 };
 
 static size_t msg_size = 64;
@@ -271,21 +271,36 @@ int main(int argc, char **argv)
     long conns = 64, threads = 1;
     double warmup = 1, duration = 3;
     static const struct option opts[] = {
-        {"host", required_argument, NULL, 'h'},    {"port", required_argument, NULL, 'p'},
-        {"conns", required_argument, NULL, 'c'},   {"size", required_argument, NULL, 's'},
-        {"threads", required_argument, NULL, 't'}, {"warmup", required_argument, NULL, 'w'},
+        {"host", required_argument, NULL, 'h'},     {"port", required_argument, NULL, 'p'},
+        {"conns", required_argument, NULL, 'c'},    {"size", required_argument, NULL, 's'},
+        {"threads", required_argument, NULL, 't'},  {"warmup", required_argument, NULL, 'w'},
         {"duration", required_argument, NULL, 'd'}, {NULL, 0, NULL, 0},
     };
     for (int o; (o = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
         switch (o) {
-        case 'h': host = optarg; break;
-        case 'p': port = optarg; break;
-        case 'c': conns = strtol(optarg, NULL, 10); break;
-        case 's': msg_size = (size_t)strtoul(optarg, NULL, 10); break;
-        case 't': threads = strtol(optarg, NULL, 10); break;
-        case 'w': warmup = strtod(optarg, NULL); break;
-        case 'd': duration = strtod(optarg, NULL); break;
-        default: usage(argv[0]);
+        case 'h':
+            host = optarg;
+            break;
+        case 'p':
+            port = optarg;
+            break;
+        case 'c':
+            conns = strtol(optarg, NULL, 10);
+            break;
+        case 's':
+            msg_size = (size_t)strtoul(optarg, NULL, 10);
+            break;
+        case 't':
+            threads = strtol(optarg, NULL, 10);
+            break;
+        case 'w':
+            warmup = strtod(optarg, NULL);
+            break;
+        case 'd':
+            duration = strtod(optarg, NULL);
+            break;
+        default:
+            usage(argv[0]);
         }
     }
     if (optind != argc || conns < 1 || threads < 1 || msg_size < 1 || msg_size > (64u << 20) ||
@@ -377,7 +392,8 @@ int main(int argc, char **argv)
     }
     getrusage(RUSAGE_SELF, &ru1);
     double cpu_us = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec -
-                             ru0.ru_stime.tv_sec) * 1e6 +
+                             ru0.ru_stime.tv_sec) *
+                        1e6 +
                     (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec -
                              ru0.ru_stime.tv_usec);
     double cpu_per_req = total ? cpu_us / (double)total : 0;

@@ -31,11 +31,11 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
-#define FILE_SIZE     (256u << 20)
-#define BLOCK         4096u
-#define BLOCKS        (FILE_SIZE / BLOCK)
-#define MANY_THREADS  64
-#define CLOCK_EVERY   16 /* reads between two looks at the clock */
+#define FILE_SIZE    (256u << 20)
+#define BLOCK        4096u
+#define BLOCKS       (FILE_SIZE / BLOCK)
+#define MANY_THREADS 64
+#define CLOCK_EVERY  16 /* reads between two looks at the clock */
 
 /* Reads len bytes at off into buf; returns bytes read or -errno. */
 typedef ssize_t read_at_fn(void *ctx, int fd, void *buf, size_t len, off_t off);
@@ -229,12 +229,18 @@ static const char *fs_name(int fd)
     if (fstatfs(fd, &s) != 0)
         return "unknown";
     switch ((unsigned long)s.f_type) {
-    case 0xEF53: return "ext4";
-    case 0x58465342: return "xfs";
-    case 0x9123683E: return "btrfs";
-    case 0x01021994: return "tmpfs";
-    case 0x794C7630: return "overlayfs";
-    default: return "other";
+    case 0xEF53:
+        return "ext4";
+    case 0x58465342:
+        return "xfs";
+    case 0x9123683E:
+        return "btrfs";
+    case 0x01021994:
+        return "tmpfs";
+    case 0x794C7630:
+        return "overlayfs";
+    default:
+        return "other";
     }
 }
 
@@ -249,8 +255,12 @@ int main(int argc, char **argv)
     };
     for (int o; (o = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
         switch (o) {
-        case 'f': path = optarg; break;
-        case 's': seconds = strtod(optarg, NULL); break;
+        case 'f':
+            path = optarg;
+            break;
+        case 's':
+            seconds = strtod(optarg, NULL);
+            break;
         default:
             fprintf(stderr, "usage: %s [--file PATH] [--seconds S]\n", argv[0]);
             return 2;

@@ -46,9 +46,15 @@ static void echo_parse(int argc, char **argv, struct echo_opts *o)
     *o = (struct echo_opts){.host = "127.0.0.1", .port = "7000", .threads = 0};
     for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
         switch (c) {
-        case 'h': o->host = optarg; break;
-        case 'p': o->port = optarg; break;
-        case 't': o->threads = atoi(optarg); break;
+        case 'h':
+            o->host = optarg;
+            break;
+        case 'p':
+            o->port = optarg;
+            break;
+        case 't':
+            o->threads = atoi(optarg);
+            break;
         default:
             fprintf(stderr, "usage: %s [--host H] [--port N] [--threads N (0: one per CPU)]\n",
                     argv[0]);
@@ -64,7 +70,8 @@ static void echo_parse(int argc, char **argv, struct echo_opts *o)
 /* A listening socket on host:port with SO_REUSEPORT; exits on failure. */
 static int echo_listen(const struct echo_opts *o, int sock_flags)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE},
                     *ai;
     int rc = getaddrinfo(o->host, o->port, &hints, &ai);
