@@ -14,6 +14,14 @@ if ! { cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DWEFT_BU
     exit 1
 fi
 BENCH_REPS_NOTE=7
+
+# The "## Echo server" section: weft-echo (examples/echo.c), wherever this
+# build put it, against the echo peers that bench/peers/build.sh made.
+echo_server() {
+    local weft_echo
+    weft_echo=$(find build/release -name weft-echo -type f -perm -u+x 2>/dev/null | head -1)
+    bench/echo.sh "${weft_echo:-build/release/examples/weft-echo}" build/release/peers
+}
 {
     echo "## weft benchmarks"
     echo
@@ -46,6 +54,10 @@ BENCH_REPS_NOTE=7
     echo "same machine, same run."
     echo
     awk -v cpus="$(nproc)" -v only="mutex queue pingpong" -f bench/tables.awk build/bench-lines.txt
+    echo_server
+    echo "## File reads"
+    echo
+    build/release/bench/bench_file_read
 } | tee build/bench-results.md
 # Benchmarks report; they never fail the build.
 exit 0

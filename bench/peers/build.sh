@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # Builds the peer benchmarks (pthread, Boost.Fiber, Go, Tokio) into OUTDIR as
-# peer_pthread, peer_boost_fiber, peer_go and peer_tokio, optimised, offline.
+# peer_pthread, peer_boost_fiber, peer_go and peer_tokio, and the peer echo
+# servers as echo_epoll, echo_uring, echo_go and echo_tokio, optimised, offline.
 #   bench/peers/build.sh OUTDIR
 # Compiler output goes to OUTDIR/<peer>.log.  A peer whose toolchain is missing,
 # or that fails to build, is reported with one "skipped: ..." line; the script
@@ -15,13 +16,15 @@ CXX=${CXX:-c++}
 
 have() { command -v "$1" >/dev/null 2>&1; }
 
-# build NAME LABEL CMD...: run CMD with its output in OUTDIR/NAME.log.
+# build NAME LABEL CMD...: run CMD with its output in OUTDIR/NAME.log; CMD
+# makes OUTDIR/peer_NAME, or OUTDIR/NAME when NAME starts with "echo_".
 build() {
-    local name=$1 label=$2
+    local name=$1 label=$2 bin
     shift 2
-    rm -f "$out/peer_$name"
-    if ! "$@" >"$out/$name.log" 2>&1 || [ ! -x "$out/peer_$name" ]; then
-        rm -f "$out/peer_$name"
+    case $name in echo_*) bin=$out/$name ;; *) bin=$out/peer_$name ;; esac
+    rm -f "$bin"
+    if ! "$@" >"$out/$name.log" 2>&1 || [ ! -x "$bin" ]; then
+        rm -f "$bin"
         echo "skipped: $label (build failed, see $out/$name.log)"
     fi
 }
@@ -29,8 +32,17 @@ build() {
 if have "$CC"; then
     build pthread "pthread peer" \
         "$CC" -O2 -Wall -Wextra -pthread "$here/pthread.c" -o "$out/peer_pthread"
+    build echo_epoll "epoll echo peer" \
+        "$CC" -O2 -Wall -Wextra -Werror -pthread "$here/echo_epoll.c" -o "$out/echo_epoll"
+    if echo '#include <liburing.h>' | "$CC" -E - >/dev/null 2>&1; then
+        build echo_uring "io_uring echo peer" \
+            "$CC" -O2 -Wall -Wextra -Werror -pthread "$here/echo_uring.c" -o "$out/echo_uring" -luring
+    else
+        echo "skipped: io_uring echo peer (install liburing-dev)"
+    fi
 else
     echo "skipped: pthread peer (install build-essential)"
+    echo "skipped: epoll and io_uring echo peers (install build-essential liburing-dev)"
 fi
 
 if have "$CXX" && echo '#include <boost/fiber/all.hpp>' | "$CXX" -x c++ -std=c++20 -E - >/dev/null 2>&1; then
@@ -49,26 +61,36 @@ build_go() (
         GOCACHE="$out/go-cache" GOPATH="$out/go-path" GOFLAGS=-mod=mod GOPROXY=off \
             GOTOOLCHAIN=local go build -o "$out/peer_go" .
 )
+# shellcheck disable=SC2317  # called through build()
+build_go_echo() (
+    cd "$here/go" &&
+        GOCACHE="$out/go-cache" GOPATH="$out/go-path" GOFLAGS=-mod=mod GOPROXY=off \
+            GOTOOLCHAIN=local go build -o "$out/echo_go" ./echo
+)
 if have go; then
     build go "Go peer" build_go
+    build echo_go "Go echo peer" build_go_echo
 else
     echo "skipped: Go peer (install golang-go)"
+    echo "skipped: Go echo peer (install golang-go)"
 fi
 
 # Cargo builds a copy of the crate, so its Cargo.lock stays out of the tree;
 # the copy's .cargo/config.toml points crates-io at Debian's crate directory.
+# The crate has two programs, built one at a time so that each can fail alone.
 # shellcheck disable=SC2317  # called through build()
-build_tokio() (
-    rm -rf "$out/tokio-src" &&
-        cp -R "$here/tokio" "$out/tokio-src" &&
-        cd "$out/tokio-src" &&
-        rm -rf Cargo.lock target &&
-        CARGO_TARGET_DIR="$out/tokio-target" cargo build --release --offline &&
-        cp "$out/tokio-target/release/peer_tokio" "$out/peer_tokio"
+build_tokio() ( # BIN
+    cd "$out/tokio-src" &&
+        CARGO_TARGET_DIR="$out/tokio-target" cargo build --release --offline --bin "$1" &&
+        cp "$out/tokio-target/release/$1" "$out/$1"
 )
 if have cargo && have rustc && ls -d /usr/share/cargo/registry/tokio-1.* >/dev/null 2>&1; then
-    build tokio "Tokio peer" build_tokio
+    rm -rf "$out/tokio-src" && cp -R "$here/tokio" "$out/tokio-src" &&
+        rm -rf "$out/tokio-src/Cargo.lock" "$out/tokio-src/target"
+    build tokio "Tokio peer" build_tokio peer_tokio
+    build echo_tokio "Tokio echo peer" build_tokio echo_tokio
 else
     echo "skipped: Tokio peer (install cargo rustc librust-tokio-dev)"
+    echo "skipped: Tokio echo peer (install cargo rustc librust-tokio-dev)"
 fi
 exit 0
