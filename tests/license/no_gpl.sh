@@ -103,12 +103,15 @@ if [ -n "$build" ]; then
     check libweft_so_link_line_has_no_gpl "the link line of libweft.so in $build" $(link_names "$line")
 fi
 
-# A static consumer through pkg-config.
+# A static consumer through pkg-config.  pkg-config escapes spaces in
+# paths with backslashes, for a shell to read: so let the shell read it.
 export PKG_CONFIG_PATH=$libdir/pkgconfig
 libs=$(pkg-config --static --libs weft)
+eval "cflags_a=($(pkg-config --cflags weft))"
+eval "libs_a=($libs)"
+libs_a=("${libs_a[@]/#-lweft/-l:libweft.a}")
 bin=$work/pc_static
-if cc "$here/../consumer/consumer.c" $(pkg-config --cflags weft) $(sed 's/-lweft /-l:libweft.a /' <<<"$libs ") \
-    -o "$bin" >"$work/pc.log" 2>&1; then
+if cc "$here/../consumer/consumer.c" "${cflags_a[@]}" "${libs_a[@]}" -o "$bin" >"$work/pc.log" 2>&1; then
     # shellcheck disable=SC2046
     check static_consumer_pkgconfig_has_no_gpl "pkg-config --static --libs weft ($libs) or the linked program" \
         $(link_names "$libs") $(ldd_names "$bin")
