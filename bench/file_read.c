@@ -104,8 +104,8 @@ static void *reader_thread(void *p)
     return NULL;
 }
 
-/* `threads` threads each calling pread in a loop: reads per second. */
-static double run_pread_threads(int fd, double seconds, unsigned threads)
+/* `threads` threads each calling fn in a loop: reads per second. */
+static double run_threads(int fd, double seconds, unsigned threads, read_at_fn *fn)
 {
     struct thread_arg args[MANY_THREADS];
     pthread_t tids[MANY_THREADS];
@@ -114,7 +114,7 @@ static double run_pread_threads(int fd, double seconds, unsigned threads)
         threads = MANY_THREADS;
     pthread_barrier_init(&go, NULL, threads + 1);
     for (unsigned i = 0; i < threads; i++) {
-        reader_init(&args[i].r, fd, pread_at, NULL, i, (int64_t)(seconds * 1e9));
+        reader_init(&args[i].r, fd, fn, NULL, i, (int64_t)(seconds * 1e9));
         args[i].go = &go;
         if (pthread_create(&tids[i], NULL, reader_thread, &args[i]) != 0) {
             fprintf(stderr, "bench_file_read: pthread_create failed\n");
@@ -139,7 +139,60 @@ static double run_pread_threads(int fd, double seconds, unsigned threads)
 
 static double run_pread_many(int fd, double seconds)
 {
-    return run_pread_threads(fd, seconds, MANY_THREADS);
+    return run_threads(fd, seconds, MANY_THREADS, pread_at);
+}
+
+/* ---- the same loop through weft ----------------------------------------------------- */
+
+static ssize_t weft_blocking_read_at(void *ctx, int fd, void *buf, size_t len, off_t off)
+{
+    (void)ctx;
+    return weft_pread(weft_blocking_io(), fd, buf, len, (int64_t)off);
+}
+
+/* The blocking Io on 64 threads: the thread model, through weft's calls. */
+static double run_weft_blocking_many(int fd, double seconds)
+{
+    return run_threads(fd, seconds, MANY_THREADS, weft_blocking_read_at);
+}
+
+static ssize_t weft_read_at(void *ctx, int fd, void *buf, size_t len, off_t off)
+{
+    return weft_pread(*(weft_io *)ctx, fd, buf, len, (int64_t)off);
+}
+
+static void reader_task(weft_io io, void *ctx, void *result)
+{
+    (void)io, (void)result;
+    reader_run(*(struct reader **)ctx);
+}
+
+/* 64 tasks on an event loop with a worker per CPU, each reading through
+   the worker's io_uring. */
+static double run_weft_loop(int fd, double seconds)
+{
+    weft_event_loop *el = bench_loop_start(0);
+    weft_io io = weft_event_loop_io(el);
+    static struct reader rs[MANY_THREADS];
+    weft_future *f[MANY_THREADS];
+    int64_t t0 = bench_now_ns();
+    for (unsigned i = 0; i < MANY_THREADS; i++) {
+        reader_init(&rs[i], fd, weft_read_at, &io, i, t0 + (int64_t)(seconds * 1e9));
+        struct reader *r = &rs[i];
+        f[i] = weft_async(io, reader_task, &r, sizeof r, 0);
+    }
+    uint64_t ops = 0;
+    for (unsigned i = 0; i < MANY_THREADS; i++) {
+        weft_await(io, f[i], NULL);
+        if (rs[i].error) {
+            fprintf(stderr, "bench_file_read: weft_pread: %s\n", rs[i].error);
+            exit(1);
+        }
+        ops += rs[i].ops;
+    }
+    int64_t t1 = bench_now_ns();
+    weft_event_loop_deinit(el);
+    return (double)ops / ((double)(t1 - t0) / 1e9);
 }
 
 /* The loop on the calling thread, no thread started. */
@@ -165,12 +218,10 @@ struct variant {
     double (*run)(int fd, double seconds); /* reads per second */
 };
 
-/* The first row is the base of the ratio column.  A weft row is one more
-   entry: a run function that starts an event loop (bench_loop_start), runs
-   `readers` reader_run() tasks with reader_init(..., weft_read_at, &io, ...)
-   where weft_read_at calls weft's pread through the weft_io in ctx, awaits
-   them and returns the same ops / elapsed seconds. */
+/* The first row is the base of the ratio column. */
 static const struct variant variants[] = {
+    {"weft event loop, 64 tasks", MANY_THREADS, run_weft_loop},
+    {"weft blocking Io, 64 threads", MANY_THREADS, run_weft_blocking_many},
     {"pread(2), 64 threads", MANY_THREADS, run_pread_many},
     {"pread(2) in a loop, 1 thread", 1, run_pread_one},
 };
