@@ -394,6 +394,7 @@ static void other_loops_io_child(void *arg)
 
 Test(sched, one_loops_io_from_another_loops_task_aborts, .timeout = 30)
 {
+    weft_event_loop_deinit(test_loop_start(1)); /* skips where io_uring is missing */
     expect_abort_with(other_loops_io_child, NULL, "weft_async", "another event loop");
 }
 
