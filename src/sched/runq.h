@@ -132,6 +132,13 @@ static inline weft__task *weft__runq_pop(weft__worker *w, bool fifo)
     }
 }
 
+/* Owner only: how many more tasks fit before a push spills. */
+static inline uint32_t weft__runq_room(weft__worker *w)
+{
+    uint64_t word = atomic_load_explicit(&w->q.word, memory_order_relaxed);
+    return WEFT__RUNQ_SIZE - weft__runq_len(word);
+}
+
 static inline bool weft__runq_empty(weft__worker *w)
 {
     return weft__runq_len(atomic_load_explicit(&w->q.word, memory_order_acquire)) == 0;

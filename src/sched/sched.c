@@ -345,12 +345,21 @@ void weft__sched_exit(weft__task *self, struct weft__handoff *h)
 /* Makes runnable the tasks a ring poll handed back, in completion order
    and behind what is already queued: first come, first served.  (Pushed
    newest-first like a spawn, a flood of completions would keep the
-   oldest waiting while new ones arrive: a tail latency of seconds at a
-   thousand connections.) */
+   oldest waiting while new ones arrive.)  Only as many as the run queue
+   has room for: the rest stay with the ring, in order, until there is
+   room -- spilled to the global queue, they would wait there behind every
+   newer completion (a p99 of 100 ms at a thousand connections). */
 static void ready_all(weft__worker *w, weft__task *t)
 {
+    uint32_t room = weft__runq_room(w);
     while (t) {
+        if (!t->pinned && room <= WEFT__RUNQ_SIZE / 8) {
+            weft__ring_unpoll(w, t);
+            return;
+        }
         weft__task *next = t->link;
+        if (!t->pinned)
+            room--;
         weft__sched_requeue(w, t);
         t = next;
     }

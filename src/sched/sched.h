@@ -319,6 +319,9 @@ void weft__ring_fini(weft__worker *w);
    completed (linked through ->link, in completion order), for the
    scheduler to make runnable, as Go's netpoll returns a list. */
 weft__task *weft__ring_poll(weft__worker *w, bool wait);
+/* Gives back the tail of a list poll returned (no room for it now): the
+   next poll returns it first. */
+void weft__ring_unpoll(weft__worker *w, weft__task *list);
 /* Has w anything in flight or queued that poll would need to look at? */
 bool weft__ring_busy(weft__worker *w);
 /* Has w anything to submit or reap now (operations in flight aside)? */

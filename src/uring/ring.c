@@ -130,17 +130,9 @@ static void submit(weft__worker *w)
         if (rc == -EBUSY || rc == -EAGAIN) {
             /* Make room; what completed waits in r->done for the
                scheduler's next poll (ring_pending says so). */
-            struct weft__ring *r = w->ring;
             weft__task *done = weft__ring_poll(w, false);
-            if (done) {
-                weft__task *last = done;
-                while (last->link)
-                    last = last->link;
-                last->link = r->done;
-                if (!r->done)
-                    r->done_tail = last;
-                r->done = done;
-            }
+            if (done)
+                weft__ring_unpoll(w, done);
             continue;
         }
         die("submit", rc);
@@ -258,6 +250,18 @@ bool weft__ring_pending(weft__worker *w)
     struct weft__ring *r = w->ring;
     return r->done || io_uring_sq_ready(&r->ring) || io_uring_cq_ready(&r->ring) ||
            atomic_load_explicit(&r->mail, memory_order_relaxed);
+}
+
+void weft__ring_unpoll(weft__worker *w, weft__task *list)
+{
+    struct weft__ring *r = w->ring;
+    weft__task *last = list;
+    while (last->link)
+        last = last->link;
+    last->link = r->done;
+    if (!r->done)
+        r->done_tail = last;
+    r->done = list;
 }
 
 /* The tasks whose operations completed, taken from the ring. */
