@@ -18,6 +18,7 @@
 #include <stdatomic.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/mman.h>
 #include <sys/un.h>
 
 #define MS   1000000LL
@@ -803,4 +804,55 @@ IO_CONTRACT(sockets, shutdown_wakes_a_blocked_recv_and_accept, 30)
     weft_close(io, l);
     close(sv[0]);
     close(sv[1]);
+}
+
+/* ---- lengths, offsets and resuming ------------------------------------------------ */
+
+IO_CONTRACT(files, huge_lengths_and_bad_offsets, 30)
+{
+    (void)im;
+    size_t big = (size_t)1 << 32;
+    char *buf = mmap(NULL, big, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                     -1, 0);
+    cr_assert_neq(buf, MAP_FAILED);
+    int p[2];
+    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+    cr_assert_eq(write(p[1], "hello", 5), 5);
+    /* 4 GiB asked, 5 bytes there: 5, not a length cut to 32 bits (0). */
+    cr_assert_eq(weft_read(io, p[0], buf, big), 5);
+    cr_assert_eq(memcmp(buf, "hello", 5), 0);
+    munmap(buf, big);
+    char dir[64];
+    int dfd = tmp_dir(dir, sizeof dir);
+    int fd = weft_open(io, dfd, "o", O_RDWR | O_CREAT, 0600);
+    cr_assert_eq(weft_write(io, fd, "0123456789", 10), 10);
+    char b[4];
+    cr_assert_eq(weft_pread(io, fd, b, 4, -2), -EINVAL);
+    cr_assert_eq(weft_pwrite(io, fd, "XY", 2, -7), -EINVAL);
+    cr_assert_eq(weft_pread(io, fd, b, 4, 0), 4);
+    cr_assert_eq(memcmp(b, "0123", 4), 0);
+    cr_assert_eq(weft_open(io, dfd, NULL, O_RDONLY, 0), -EFAULT);
+    weft_deadline_set(io, now_ns() + HOUR);
+    cr_assert_eq(weft_read(io, -1, b, 1), -EBADF);
+    weft_deadline_set(io, WEFT_NO_DEADLINE);
+    weft_close(io, fd);
+    close(p[0]);
+    close(p[1]);
+    rm_dir(dir, dfd);
+}
+
+/* A deadline bounds a write bigger than the pipe's room: a partial count,
+   or -ETIMEDOUT -- never a wait for room for all of it. */
+IO_CONTRACT(deadline, a_big_write_to_a_pipe_stops_at_the_deadline, 30)
+{
+    (void)im;
+    int p[2];
+    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+    static char big[1 << 20];
+    weft_deadline_set(io, now_ns() + 20 * MS);
+    ssize_t n = weft_write(io, p[1], big, sizeof big);
+    weft_deadline_set(io, WEFT_NO_DEADLINE);
+    cr_assert(n == -ETIMEDOUT || (n > 0 && n < (ssize_t)sizeof big), "write: %zd", n);
+    close(p[0]);
+    close(p[1]);
 }

@@ -710,3 +710,94 @@ Test(event_loop, deinit_stuck_behind_a_detached_task_names_it, .timeout = 30)
               out);
     cr_assert(strstr(out, "stuck_detached"), "stderr: %s", out);
 }
+
+/* ---- a plain thread's wake-up racing the loop's teardown ----------------- */
+
+static weft_queue *teardown_q;
+
+static void *put_one(void *p)
+{
+    (void)p;
+    long v = 1;
+    weft_queue_put(weft_blocking_io(), teardown_q, &v);
+    return NULL;
+}
+
+/* The woken task finishes and the loop is freed while the putting thread
+   may still be inside the wake-up: deinit waits for it (ASan sees the
+   use after free otherwise). */
+Test(sched, deinit_waits_for_a_plain_thread_still_waking_a_task, .timeout = 120)
+{
+    weft_event_loop_deinit(test_loop_start(1)); /* skips where io_uring is missing */
+    cr_assert_eq(weft_queue_create(&teardown_q, sizeof(long), 0), 0);
+    size_t rounds = test_scaled(200);
+    for (size_t i = 0; i < rounds; i++) {
+        weft_event_loop *el = test_loop_start(1 + (unsigned)(i % 2));
+        weft_io io = weft_event_loop_io(el);
+        pthread_t th;
+        cr_assert_eq(pthread_create(&th, NULL, put_one, NULL), 0);
+        long v;
+        cr_assert_eq(weft_queue_get(io, teardown_q, &v), 0);
+        weft_event_loop_deinit(el);
+        pthread_join(th, NULL);
+    }
+    weft_queue_destroy(teardown_q);
+}
+
+/* ---- deadlines on waits survive late timer cancels ----------------------- */
+
+static weft_mutex held = WEFT_MUTEX_INIT;
+
+static void time_out_on_held_mutex(weft_io io, void *ctx, void *result)
+{
+    (void)ctx, (void)result;
+    for (int i = 0; i < 200; i++) {
+        int64_t now;
+        weft_now(io, CLOCK_MONOTONIC, &now);
+        weft_deadline_set(io, now + 200000);
+        int rc = weft_mutex_lock(io, &held);
+        weft_deadline_set(io, WEFT_NO_DEADLINE);
+        cr_assert_eq(rc, -ETIMEDOUT);
+    }
+}
+
+/* Each attempt's timer record sits at the same stack address: a cancel
+   meant for one attempt's (already fired) timer must not take the next
+   attempt's deadline away (that attempt would wait for ever). */
+CONTRACT(sched, every_timed_wait_times_out_though_its_timers_share_an_address, 60)
+{
+    NEEDS_CONCURRENCY(im);
+    weft_mutex_lock(io, &held);
+    weft_group g = WEFT_GROUP_INIT;
+    for (int i = 0; i < 8; i++)
+        weft_group_async(io, &g, time_out_on_held_mutex, NULL, 0);
+    weft_group_wait(io, &g);
+    weft_mutex_unlock(io, &held);
+}
+
+/* ---- deinit under an unreleased task that only yields --------------------- */
+
+void yield_forever(weft_io io, void *ctx, void *result);
+void yield_forever(weft_io io, void *ctx, void *result)
+{
+    (void)ctx, (void)result;
+    for (;;)
+        weft_yield(io);
+}
+
+static void deinit_under_yielder(void *arg)
+{
+    weft_event_loop *el = child_loop_start((unsigned)(uintptr_t)arg);
+    weft_io io = weft_event_loop_io(el);
+    (void)weft_async(io, yield_forever, NULL, 0, 0);
+    weft_sleep(io, 5 * MS); /* another worker may take it */
+    weft_event_loop_deinit(el);
+    _exit(5);
+}
+
+Test(sched, deinit_under_an_unreleased_yielding_task_aborts, .timeout = 60)
+{
+    for (int i = 0; i < 5; i++)
+        expect_abort_with(deinit_under_yielder, (void *)(uintptr_t)(2 + 2 * (i % 2)),
+                          "weft_event_loop_deinit", "still running");
+}

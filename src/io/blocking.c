@@ -260,6 +260,8 @@ static int b_sleep_until(void *ud, clockid_t clock, int64_t deadline_ns)
    block devices are not interruptible, and are not waited for. */
 static int ready_before_deadline(int fd, short events)
 {
+    if (fd < 0)
+        return 0; /* the call itself says -EBADF */
     int saved = errno;
     struct stat st;
     if (fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) || S_ISDIR(st.st_mode))) {
@@ -308,6 +310,37 @@ static int64_t connect_before_deadline(weft_op *op)
     return rc;
 }
 
+/* A write or send under a deadline: poll says there is room, but a
+   blocking call then waits for room for all of it.  So the call itself
+   must not wait: MSG_DONTWAIT for sends, O_NONBLOCK for the length of a
+   write (on the open file, which other users of it share for that long).
+   A partial count is the result, as for a write that was interrupted. */
+static int64_t write_before_deadline(weft_op *op)
+{
+    for (;;) {
+        int64_t rc = ready_before_deadline(op->fd, POLLOUT);
+        if (rc < 0)
+            return rc;
+        if (op->code == WEFT_OP_SEND || op->code == WEFT_OP_SENDMSG) {
+            weft_op o = *op;
+            o.flags |= MSG_DONTWAIT;
+            rc = weft__sys_operate(&o);
+        } else {
+            int saved = errno;
+            int fl = fcntl(op->fd, F_GETFL);
+            if (fl >= 0 && !(fl & O_NONBLOCK))
+                fcntl(op->fd, F_SETFL, fl | O_NONBLOCK);
+            errno = saved;
+            rc = weft__sys_operate(op);
+            if (fl >= 0 && !(fl & O_NONBLOCK))
+                fcntl(op->fd, F_SETFL, fl);
+            errno = saved;
+        }
+        if (rc != -EAGAIN)
+            return rc;
+    }
+}
+
 static int64_t b_operate(void *ud, weft_op *op)
 {
     (void)ud;
@@ -329,7 +362,8 @@ static int64_t b_operate(void *ud, weft_op *op)
         case WEFT_OP_WRITEV:
         case WEFT_OP_SEND:
         case WEFT_OP_SENDMSG:
-            rc = ready_before_deadline(op->fd, POLLOUT);
+            if (weft__op_check(op) == 0)
+                return write_before_deadline(op);
             break;
         case WEFT_OP_CONNECT:
             if (weft__op_check(op) == 0)

@@ -45,10 +45,13 @@ WEFT_API ssize_t weft_write_all(weft_io io, int fd, const void *buf, size_t len)
     return (ssize_t)len;
 }
 
-/* A send where out_fd is a socket (never SIGPIPE), else a write. */
-static ssize_t put_all(weft_io io, int fd, const char *buf, size_t len, bool *sock)
+/* Sends buf to fd -- a send where fd is a socket (never SIGPIPE), else a
+   write -- until all of it has gone or an error: returns how much went,
+   and the error in *err. */
+static size_t put_all(weft_io io, int fd, const char *buf, size_t len, bool *sock, ssize_t *err)
 {
     size_t done = 0;
+    *err = 0;
     while (done < len) {
         ssize_t n;
         if (*sock) {
@@ -60,13 +63,13 @@ static ssize_t put_all(weft_io io, int fd, const char *buf, size_t len, bool *so
         } else {
             n = weft_write(io, fd, buf + done, len - done);
         }
-        if (n < 0)
-            return n;
-        if (n == 0)
-            return -EIO;
+        if (n <= 0) {
+            *err = n < 0 ? n : -EIO;
+            break;
+        }
         done += (size_t)n;
     }
-    return (ssize_t)len;
+    return done;
 }
 
 #define SENDFILE_CHUNK (64u * 1024u)
@@ -75,6 +78,13 @@ WEFT_API ssize_t weft_sendfile(weft_io io, int out_fd, int in_fd, int64_t *offse
 {
     if (len == 0)
         return 0;
+    /* Read at explicit positions wherever in_fd has one, so that the
+       position (or *offset) moves by what was sent, not by what was read:
+       after an error or a timeout the transfer resumes where it stopped. */
+    int saved = errno;
+    int64_t pos = offset ? *offset : (int64_t)lseek(in_fd, 0, SEEK_CUR);
+    errno = saved;
+    bool positional = pos >= 0;
     size_t chunk = len < SENDFILE_CHUNK ? len : SENDFILE_CHUNK;
     char *buf = malloc(chunk);
     if (!buf)
@@ -84,22 +94,27 @@ WEFT_API ssize_t weft_sendfile(weft_io io, int out_fd, int in_fd, int64_t *offse
     ssize_t rc = 0;
     while (done < len) {
         size_t want = len - done < chunk ? len - done : chunk;
-        ssize_t n = offset ? weft_pread(io, in_fd, buf, want, *offset)
-                           : weft_read(io, in_fd, buf, want);
+        ssize_t n = positional ? weft_pread(io, in_fd, buf, want, pos)
+                               : weft_read(io, in_fd, buf, want);
         if (n <= 0) {
             rc = n;
             break;
         }
-        if (offset)
-            *offset += n;
-        ssize_t w = put_all(io, out_fd, buf, (size_t)n, &sock);
-        if (w < 0) {
-            rc = w;
+        size_t sent = put_all(io, out_fd, buf, (size_t)n, &sock, &rc);
+        done += sent;
+        if (positional)
+            pos += (int64_t)sent;
+        if (rc < 0)
             break;
-        }
-        done += (size_t)n;
     }
     free(buf);
+    if (offset && positional)
+        *offset = pos;
+    else if (positional) {
+        saved = errno;
+        lseek(in_fd, (off_t)pos, SEEK_SET);
+        errno = saved;
+    }
     if (rc < 0)
         return rc;
     return (ssize_t)done;

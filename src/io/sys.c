@@ -52,9 +52,24 @@ int weft__gai_errno(int e)
 int64_t weft__op_check(const weft_op *op)
 {
     switch (op->code) {
+    case WEFT_OP_READ:
+    case WEFT_OP_WRITE:
+        if (op->offset < -1)
+            return -EINVAL;
+        break;
+    case WEFT_OP_OPEN:
+    case WEFT_OP_MKDIR:
+    case WEFT_OP_UNLINK:
+        if (!op->path)
+            return -EFAULT;
+        break;
+    case WEFT_OP_RENAME:
+        if (!op->path || !op->path2)
+            return -EFAULT;
+        break;
     case WEFT_OP_READV:
     case WEFT_OP_WRITEV:
-        if (op->len > IOV_MAX || (op->len && !op->buf))
+        if (op->len > IOV_MAX || (op->len && !op->buf) || op->offset < -1)
             return -EINVAL;
         break;
     case WEFT_OP_RECVMSG:
@@ -65,8 +80,7 @@ int64_t weft__op_check(const weft_op *op)
             return -EINVAL;
         break;
     case WEFT_OP_STATX:
-    case WEFT_OP_RESOLVE:
-        if (!op->buf && op->code == WEFT_OP_STATX)
+        if (!op->buf || !op->path)
             return -EFAULT;
         break;
     default:

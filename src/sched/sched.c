@@ -256,14 +256,21 @@ void weft__sched_ready(weft__worker *w, weft__task *t)
 
 void weft__sched_ready_remote(weft__sched *s, weft__task *t)
 {
+    /* Counted for its whole length: once t is runnable it may finish, and
+       the loop be torn down, while this thread still sends its wake-up.
+       deinit waits for the count to drop to zero before it frees s. */
+    weft__remote_enter(s);
     weft__dbg_queued(t);
     weft__worker *to = t->pinned;
+    if (!to && s->nworkers == 1)
+        to = &s->workers[0]; /* its inbox is seen at every switch */
     if (to) {
         /* The pinned tasks' protocol: push, fence, read parked. */
         inbox_push(to, t);
         atomic_thread_fence(memory_order_seq_cst);
         if (atomic_load_explicit(&to->parked, memory_order_relaxed))
             weft__ring_wake_foreign(s, to);
+        weft__remote_leave(s);
         return;
     }
     /* Not some worker's inbox: that worker may be busy with one task for
@@ -275,6 +282,7 @@ void weft__sched_ready_remote(weft__sched *s, weft__task *t)
     weft__global_push(s, t, t, 1);
     atomic_thread_fence(memory_order_seq_cst);
     wakep_from(s, NULL);
+    weft__remote_leave(s);
 }
 
 void weft__sched_requeue(weft__worker *w, weft__task *t)
@@ -569,6 +577,17 @@ static weft__task *find_runnable(weft__worker *w)
         atomic_store_explicit(&w->searches,
                               atomic_load_explicit(&w->searches, memory_order_relaxed) + 1,
                               memory_order_relaxed);
+        /* Stopping: only unreleased tasks are left (deinit has waited for
+           the detached ones), and deinit reports them.  Checked before the
+           local queue too, or a task that only yields would keep this
+           worker from ever exiting. */
+        if (w->index != 0 && atomic_load_explicit(&s->stopping, memory_order_acquire)) {
+            if (w->spinning) {
+                w->spinning = false;
+                atomic_fetch_sub_explicit(&s->nspinning, 1, memory_order_seq_cst);
+            }
+            return NULL;
+        }
         if (w->periodic) {
             w->periodic = false;
             if (weft__ring_busy(w))
@@ -761,6 +780,9 @@ int weft__sched_init(weft__sched *s, unsigned n, size_t stack_size, unsigned rin
     rc = weft__ring_init(w0, ring_entries);
     if (rc < 0)
         goto fail_thread;
+    rc = weft__ring_foreign_init(s);
+    if (rc < 0)
+        goto fail_ring;
     rc = weft__fiber_create(&w0->sched_fiber, &s->pool, &w0->cache, 0, sched0_entry);
     if (rc < 0)
         goto fail_ring;
@@ -824,6 +846,11 @@ void weft__sched_deinit(weft__sched *s)
         weft__ring_wake(w0, &s->workers[i]);
     for (unsigned i = 1; i < s->nworkers; i++)
         pthread_join(s->workers[i].thread, NULL);
+    /* Threads outside the loop still in the middle of a wake-up or a
+       cancel that reached one of its tasks. */
+    for (unsigned spins = 0; atomic_load_explicit(&s->remote_users, memory_order_acquire); spins++)
+        if (spins > 64)
+            sched_yield();
     weft__task_report_unreleased(s);
     for (unsigned i = 1; i < s->nworkers; i++)
         weft__ring_fini(&s->workers[i]);

@@ -207,6 +207,7 @@ struct weft__sched {
     _Atomic bool stopping;
 
     struct weft__offload offload;
+    _Atomic long remote_users; /* threads outside the loop inside it (weft__remote_enter) */
 
     /* Wake-ups sent from threads that are not workers (ring.c). */
     pthread_mutex_t foreign_lock;
@@ -251,6 +252,16 @@ void weft__handoff_run(void *msg);
 void weft__global_push(weft__sched *s, weft__task *first, weft__task *last, uint32_t n);
 /* Makes t runnable, on w (the calling worker) unless t is pinned elsewhere. */
 void weft__sched_ready(weft__worker *w, weft__task *t);
+/* A thread that is no worker of s uses s between these (a wake-up, a
+   cancel): deinit waits until none does before it frees s. */
+static inline void weft__remote_enter(weft__sched *s)
+{
+    atomic_fetch_add_explicit(&s->remote_users, 1, memory_order_seq_cst);
+}
+static inline void weft__remote_leave(weft__sched *s)
+{
+    atomic_fetch_sub_explicit(&s->remote_users, 1, memory_order_release);
+}
 /* Makes t runnable from a thread that is not one of its loop's workers. */
 void weft__sched_ready_remote(weft__sched *s, weft__task *t);
 
@@ -330,6 +341,8 @@ bool weft__ring_pending(weft__worker *w);
 void weft__ring_wake(weft__worker *from, weft__worker *to);
 /* Wakes worker `to` from a thread that is not a worker of its loop. */
 void weft__ring_wake_foreign(weft__sched *s, weft__worker *to);
+/* Sets up the ring weft__ring_wake_foreign sends from (at init). */
+int weft__ring_foreign_init(weft__sched *s);
 /* Frees what weft__ring_wake_foreign set up. */
 void weft__ring_foreign_fini(weft__sched *s);
 /* Interrupts the operation `key` in flight on worker `to`'s ring. */

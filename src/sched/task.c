@@ -390,7 +390,12 @@ void weft__cancel_interrupt(weft__task *t, unsigned where, void *key)
     if (w && w->sched == t->sched)
         weft__ring_cancel(w, to, key);
     else
-        weft__ring_cancel_foreign(t->sched, to, key); /* e.g. a group canceled from a thread */
+    {
+        weft__sched *s = t->sched; /* e.g. a group canceled from a thread */
+        weft__remote_enter(s);
+        weft__ring_cancel_foreign(s, to, key);
+        weft__remote_leave(s);
+    }
 }
 
 void weft__task_request_cancel(weft__task *t)
@@ -437,6 +442,7 @@ struct timed_wait {
     uint64_t id;
     unsigned bucket;
     weft__worker *ring_w;
+    int64_t deadline;
     _Atomic uint32_t state;
 };
 
@@ -444,6 +450,14 @@ static void timed_wait_fired(weft__worker *w, struct weft__ring_timer *tm, int32
 {
     struct timed_wait *tw = (struct timed_wait *)tm;
     weft__task *t = tw->task;
+    if (res == -ECANCELED &&
+        atomic_load_explicit(&tw->state, memory_order_acquire) == TW_PENDING) {
+        /* Nobody canceled this timer: a late cancel meant for an earlier
+           wait's timer at the same address matched it.  Arm it again, as
+           an operation hit by a stale cancel is queued again. */
+        weft__ring_timer_start(w, tm, tw->deadline, true);
+        return;
+    }
     /* While state is not DONE the task is still in this wait, so a waiter
        of (t, id) in the bucket is this wait's. */
     if (res == -ETIME)
@@ -508,6 +522,7 @@ int weft__task_wait(weft_waiter *wt)
             tw.id = t->id;
             tw.bucket = weft__park_bucket_index(wt->addr);
             tw.ring_w = weft__worker_current();
+            tw.deadline = t->deadline;
             atomic_init(&tw.state, TW_PENDING);
             weft__ring_timer_start(tw.ring_w, &tw.tm, t->deadline, true);
         }
@@ -629,6 +644,8 @@ static int64_t report_delay_ns(void)
     long long ms = strtoll(e, &end, 10);
     if (*end || ms < 0)
         return 10LL * 1000000000;
+    if (ms > INT64_MAX / 1000000)
+        ms = INT64_MAX / 1000000;
     return ms * 1000000;
 }
 

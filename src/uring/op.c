@@ -162,6 +162,13 @@ int64_t weft__uring_operate(weft__sched *s, weft_op *op)
         return weft__offload_run(t, op);
     }
 
+    /* An SQE's length is 32 bits: one operation moves at most what
+       read(2) does (MAX_RW_COUNT), a partial result as the call's own. */
+    weft_op ring_op = *op;
+    if (ring_op.len > 0x7ffff000u &&
+        (op->code == WEFT_OP_READ || op->code == WEFT_OP_WRITE || op->code == WEFT_OP_RECV ||
+         op->code == WEFT_OP_SEND || op->code == WEFT_OP_GETDENTS))
+        ring_op.len = 0x7ffff000u;
     struct weft__op rec = {.task = t};
     struct __kernel_timespec ts = {.tv_sec = deadline / 1000000000,
                                    .tv_nsec = deadline % 1000000000};
@@ -172,7 +179,7 @@ int64_t weft__uring_operate(weft__sched *s, weft_op *op)
         if (cancelable && weft__cancel_enter(t, w->index + 1, &rec) < 0)
             return -ECANCELED;
         struct io_uring_sqe *sqe = weft__ring_sqe(w);
-        fill(sqe, op);
+        fill(sqe, &ring_op);
         io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&rec |
                                          (cancelable ? WEFT__UD_OP : WEFT__UD_OP_FIXED));
         if (timed) {

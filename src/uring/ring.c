@@ -370,7 +370,9 @@ void weft__ring_wake(weft__worker *from, weft__worker *to)
 
 /* A thread that is no worker has no ring to send from: it borrows one
    made for the purpose, on first use, under a lock (this path is rare:
-   a thread on another Io waking a task of this loop, or canceling one). */
+   a thread on another Io waking a task of this loop, or canceling one).
+   It is made at init (weft__ring_foreign_init): made on first use, it
+   could meet a process out of fds with no way to report it. */
 static void foreign_send(weft__sched *s, weft__worker *to, uint64_t ud)
 {
     int saved = errno;
@@ -402,6 +404,22 @@ static void foreign_send(weft__sched *s, weft__worker *to, uint64_t ud)
     io_uring_cqe_seen(s->foreign, cqe);
     pthread_mutex_unlock(&s->foreign_lock);
     errno = saved;
+}
+
+int weft__ring_foreign_init(weft__sched *s)
+{
+    if (!s->workers[0].ring->msg_ring)
+        return 0; /* eventfd wake-ups: no ring needed */
+    struct io_uring *r = malloc(sizeof *r);
+    if (!r)
+        return -ENOMEM;
+    int rc = io_uring_queue_init(4, r, 0);
+    if (rc < 0) {
+        free(r);
+        return rc;
+    }
+    s->foreign = r;
+    return 0;
 }
 
 void weft__ring_wake_foreign(weft__sched *s, weft__worker *to)
