@@ -54,7 +54,7 @@ typedef struct weft_event_loop weft_event_loop;
 
 typedef struct weft_event_loop_options {
     unsigned threads;      /* 0: the CPUs this process may run on */
-    size_t stack_size;     /* 0: the default (256 KiB usable, 64 KiB guard); at least WEFT_STACK_MIN */
+    size_t stack_size;     /* 0: 256 KiB usable, 64 KiB guard; >= WEFT_STACK_MIN */
     unsigned ring_entries; /* 0: the default (256 submission entries per worker) */
 } weft_event_loop_options;
 
