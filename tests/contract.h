@@ -55,24 +55,21 @@ static inline void contract_run(const struct impl *im, contract_body *body)
             cr_skip_test("needs concurrency: the blocking Io runs every task inline");             \
     } while (0)
 
+/* One Criterion test of body `name` on implementation `im`, after `env`
+   (a statement: setenv for the variants that need it). */
+#define CONTRACT_ON(suite, variant, name, secs, im, env)                                           \
+    Test(suite##_##variant, name, .timeout = secs)                                                 \
+    {                                                                                              \
+        env;                                                                                       \
+        contract_run(&(im), name##_body);                                                          \
+    }
+
 #define CONTRACT(suite, name, secs)                                                                \
     static void name##_body(weft_io io, const struct impl *im);                                    \
-    Test(suite##_event_loop_1, name, .timeout = secs)                                              \
-    {                                                                                              \
-        contract_run(&impl_el1, name##_body);                                                      \
-    }                                                                                              \
-    Test(suite##_event_loop_2, name, .timeout = secs)                                              \
-    {                                                                                              \
-        contract_run(&impl_el2, name##_body);                                                      \
-    }                                                                                              \
-    Test(suite##_event_loop_4, name, .timeout = secs)                                              \
-    {                                                                                              \
-        contract_run(&impl_el4, name##_body);                                                      \
-    }                                                                                              \
-    Test(suite##_blocking, name, .timeout = secs)                                                  \
-    {                                                                                              \
-        contract_run(&impl_blocking, name##_body);                                                 \
-    }                                                                                              \
+    CONTRACT_ON(suite, event_loop_1, name, secs, impl_el1, (void)0)                                \
+    CONTRACT_ON(suite, event_loop_2, name, secs, impl_el2, (void)0)                                \
+    CONTRACT_ON(suite, event_loop_4, name, secs, impl_el4, (void)0)                                \
+    CONTRACT_ON(suite, blocking, name, secs, impl_blocking, (void)0)                               \
     static void name##_body(weft_io io, const struct impl *im)
 
 #endif

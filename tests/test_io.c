@@ -27,34 +27,16 @@
 static const struct impl impl_offload = {"event_loop/offload", 2};
 static const struct impl impl_compat = {"event_loop/compat", 2};
 
+/* CONTRACT's implementations, and the event loop's offload and compat
+   paths. */
 #define IO_CONTRACT(suite, name, secs)                                                             \
     static void name##_body(weft_io io, const struct impl *im);                                    \
-    Test(suite##_event_loop_1, name, .timeout = secs)                                              \
-    {                                                                                              \
-        contract_run(&impl_el1, name##_body);                                                      \
-    }                                                                                              \
-    Test(suite##_event_loop_2, name, .timeout = secs)                                              \
-    {                                                                                              \
-        contract_run(&impl_el2, name##_body);                                                      \
-    }                                                                                              \
-    Test(suite##_event_loop_4, name, .timeout = secs)                                              \
-    {                                                                                              \
-        contract_run(&impl_el4, name##_body);                                                      \
-    }                                                                                              \
-    Test(suite##_offload, name, .timeout = secs)                                                   \
-    {                                                                                              \
-        setenv("WEFT_URING_OFFLOAD", "1", 1);                                                      \
-        contract_run(&impl_offload, name##_body);                                                  \
-    }                                                                                              \
-    Test(suite##_compat, name, .timeout = secs)                                                    \
-    {                                                                                              \
-        setenv("WEFT_URING_COMPAT", "1", 1);                                                       \
-        contract_run(&impl_compat, name##_body);                                                   \
-    }                                                                                              \
-    Test(suite##_blocking, name, .timeout = secs)                                                  \
-    {                                                                                              \
-        contract_run(&impl_blocking, name##_body);                                                 \
-    }                                                                                              \
+    CONTRACT_ON(suite, event_loop_1, name, secs, impl_el1, (void)0)                                \
+    CONTRACT_ON(suite, event_loop_2, name, secs, impl_el2, (void)0)                                \
+    CONTRACT_ON(suite, event_loop_4, name, secs, impl_el4, (void)0)                                \
+    CONTRACT_ON(suite, offload, name, secs, impl_offload, setenv("WEFT_URING_OFFLOAD", "1", 1))    \
+    CONTRACT_ON(suite, compat, name, secs, impl_compat, setenv("WEFT_URING_COMPAT", "1", 1))       \
+    CONTRACT_ON(suite, blocking, name, secs, impl_blocking, (void)0)                               \
     static void name##_body(weft_io io, const struct impl *im)
 
 static int64_t now_ns(void)
