@@ -39,8 +39,11 @@ static inline size_t test_scaled(size_t n)
 }
 
 /* Runs fn(arg) in a forked child with stderr captured into out (NUL-
-   terminated).  Returns the child's wait status. */
-static inline int test_run_child(void (*fn)(void *), void *arg, char *out, size_t outlen)
+   terminated).  With until, stops reading once a line containing it has
+   arrived and kills the child (for a child that would never exit).
+   Returns the child's wait status. */
+static inline int test_run_child_until(void (*fn)(void *), void *arg, char *out, size_t outlen,
+                                       const char *until)
 {
     int fds[2];
     cr_assert_eq(pipe(fds), 0);
@@ -56,13 +59,26 @@ static inline int test_run_child(void (*fn)(void *), void *arg, char *out, size_
     close(fds[1]);
     size_t n = 0;
     ssize_t r;
-    while (n + 1 < outlen && (r = read(fds[0], out + n, outlen - 1 - n)) > 0)
+    out[0] = 0;
+    while (n + 1 < outlen && (r = read(fds[0], out + n, outlen - 1 - n)) > 0) {
         n += (size_t)r;
+        out[n] = 0;
+        const char *hit = until ? strstr(out, until) : NULL;
+        if (hit && strchr(hit, '\n')) {
+            kill(pid, SIGKILL);
+            break;
+        }
+    }
     out[n] = 0;
     close(fds[0]);
     int status;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
     return status;
+}
+
+static inline int test_run_child(void (*fn)(void *), void *arg, char *out, size_t outlen)
+{
+    return test_run_child_until(fn, arg, out, outlen, NULL);
 }
 
 #endif

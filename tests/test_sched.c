@@ -679,31 +679,8 @@ static void deinit_stuck_child(void *arg)
 
 Test(event_loop, deinit_stuck_behind_a_detached_task_names_it, .timeout = 30)
 {
-    int fds[2];
-    cr_assert_eq(pipe(fds), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    cr_assert_neq(pid, -1);
-    if (pid == 0) {
-        close(fds[0]);
-        dup2(fds[1], STDERR_FILENO);
-        deinit_stuck_child(NULL);
-    }
-    close(fds[1]);
     char out[8192];
-    size_t n = 0;
-    ssize_t r;
-    while (n + 1 < sizeof out && (r = read(fds[0], out + n, sizeof out - 1 - n)) > 0) {
-        n += (size_t)r;
-        out[n] = 0;
-        if (strstr(out, "stuck_detached") && strchr(strstr(out, "stuck_detached"), '\n'))
-            break;
-    }
-    out[n] = 0;
-    kill(pid, SIGKILL);
-    int st;
-    waitpid(pid, &st, 0);
-    close(fds[0]);
+    int st = test_run_child_until(deinit_stuck_child, NULL, out, sizeof out, "stuck_detached");
     if (WIFEXITED(st) && WEXITSTATUS(st) == 3)
         cr_skip_test("io_uring is not available here");
     cr_assert(strstr(out, "weft_event_loop_deinit") && strstr(out, "detached"), "stderr: %s",
