@@ -617,13 +617,8 @@ static weft__task *find_runnable(weft__worker *w)
                 atomic_load_explicit(&s->global_size, memory_order_relaxed))
                 continue;
         }
-        if (atomic_load_explicit(&s->stopping, memory_order_acquire) && w->index != 0) {
-            if (w->spinning) {
-                w->spinning = false;
-                atomic_fetch_sub_explicit(&s->nspinning, 1, memory_order_seq_cst);
-            }
-            return NULL;
-        }
+        /* A stop that comes now is seen by park()'s last look, and by the
+           check at the top of the next pass. */
         park(w);
     }
 }
