@@ -356,21 +356,34 @@ void weft__sched_exit(weft__task *self, struct weft__handoff *h)
    oldest waiting while new ones arrive.)  Only as many as the run queue
    has room for: the rest stay with the ring, in order, until there is
    room -- spilled to the global queue, they would wait there behind every
-   newer completion (a p99 of 100 ms at a thousand connections). */
+   newer completion (a p99 of 100 ms at a thousand connections).
+
+   The caller runs one of them next, so another worker is woken only when
+   more than one is queued: one wake-up per batch, and none for the lone
+   completion this worker is about to run (with a wake-up for each, an
+   idle worker would be woken for nothing at every request). */
 static void ready_all(weft__worker *w, weft__task *t)
 {
     uint32_t room = weft__runq_room(w);
+    bool queued = false;
     while (t) {
         if (!t->pinned && room <= WEFT__RUNQ_SIZE / 8) {
             weft__ring_unpoll(w, t);
-            return;
+            break;
         }
         weft__task *next = t->link;
-        if (!t->pinned)
+        if (t->pinned) {
+            weft__sched_ready(w, t);
+        } else {
             room--;
-        weft__sched_requeue(w, t);
+            weft__dbg_queued(t);
+            weft__runq_push_back(w, t);
+            queued = true;
+        }
         t = next;
     }
+    if (queued && weft__runq_room(w) <= WEFT__RUNQ_SIZE - 2)
+        wakep(w);
 }
 
 static uint32_t rng_next(weft__worker *w)
@@ -471,15 +484,25 @@ static weft__task *steal_pass(weft__worker *w, struct lone *lone)
 /* A spinning worker searches for a while before it parks: parking and
    waking cost system calls and context switches on both sides, and work
    often arrives within microseconds.  While it spins, nobody sends it (or
-   anyone) a wake-up. */
-#define SPIN_ROUNDS 256
-#define SPIN_PAUSES 32
+   anyone) a wake-up.
 
-static weft__task *spin(weft__worker *w)
+   How long is adaptive, per worker: a spin that finds work doubles the
+   next one's rounds (up to SPIN_ROUNDS), one that finds nothing halves
+   them (down to SPIN_ROUNDS_MIN).  Fork-join work, where spinners steal
+   what others spawn, keeps the full length; I/O-bound work, where every
+   task waits on its own worker's ring and a woken spinner finds nothing
+   to steal, soon spins for a few rounds only, and leaves the CPU to
+   whoever else needs it (on a small machine: the clients). */
+#define SPIN_ROUNDS     256
+#define SPIN_ROUNDS_MIN 8
+#define SPIN_PAUSES     32
+
+/* NULL with *idle set: every round found nothing. */
+static weft__task *spin_rounds(weft__worker *w, unsigned rounds, bool *idle)
 {
     weft__sched *s = w->sched;
     struct lone lone = {NULL, 0};
-    for (unsigned round = 0; round < SPIN_ROUNDS; round++) {
+    for (unsigned round = 0; round < rounds; round++) {
         weft__task *t = steal_pass(w, &lone);
         if (t)
             return t;
@@ -504,7 +527,19 @@ static weft__task *spin(weft__worker *w)
         for (unsigned i = 0; i < SPIN_PAUSES; i++)
             weft__cpu_relax();
     }
+    *idle = true;
     return NULL;
+}
+
+static weft__task *spin(weft__worker *w)
+{
+    bool idle = false;
+    weft__task *t = spin_rounds(w, w->spin_rounds, &idle);
+    if (t && w->spin_rounds < SPIN_ROUNDS)
+        w->spin_rounds *= 2;
+    else if (idle && w->spin_rounds > SPIN_ROUNDS_MIN)
+        w->spin_rounds /= 2;
+    return t;
 }
 
 static bool any_runq_work(weft__sched *s)
@@ -694,6 +729,7 @@ static void worker_setup(weft__sched *s, unsigned i)
     w->sched = s;
     w->index = i;
     w->rng = 0x9e3779b9u * (i + 1) | 1;
+    w->spin_rounds = SPIN_ROUNDS;
     w->cache = (weft__stack_cache)WEFT__STACK_CACHE_INIT;
 }
 

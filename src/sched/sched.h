@@ -124,6 +124,7 @@ struct __attribute__((aligned(64))) weft__worker {
     uint32_t rng;
     uint32_t tick;
     uint32_t fair;
+    uint32_t spin_rounds; /* how long the next spin may last (adaptive) */
     int64_t global_taken; /* when the periodic pass last took an overdue task */
     bool periodic; /* the next search starts with the ring and the global queue */
     uint64_t ids; /* task ids handed out here */
