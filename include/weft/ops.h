@@ -23,6 +23,7 @@
 #include <sys/socket.h> /* struct sockaddr, socklen_t, struct msghdr */
 #include <sys/stat.h>   /* struct statx (glibc 2.28+, with _GNU_SOURCE) */
 #include <sys/types.h>
+#include <signal.h>     /* sigset_t */
 #include <sys/uio.h> /* struct iovec */
 
 #ifdef __cplusplus
@@ -330,6 +331,18 @@ WEFT_API int weft_tcp_listen(weft_io io, const char *host, const char *port, int
 WEFT_API int weft_tcp_connect(weft_io io, const char *host, const char *port);
 WEFT_API int weft_unix_listen(weft_io io, const char *path, int backlog);
 WEFT_API int weft_unix_connect(weft_io io, const char *path);
+
+/* ---- signals ------------------------------------------------------------ */
+
+/* Waits for the next of the signals in set and returns its number: a
+   signalfd read through io, so on the event loop the worker goes on with
+   other tasks meanwhile, and the wait is cancelable and honours the
+   task's deadline.  The signals must be blocked in every thread of the
+   process (pthread_sigmask on the main thread before any other thread is
+   made, the loop's workers included), or one would be delivered instead
+   of waited for: a signal of set that is not blocked in the calling
+   thread gives -EINVAL.  An empty set gives -EINVAL. */
+WEFT_API int weft_signal_wait(weft_io io, const sigset_t *set);
 
 #ifdef __cplusplus
 }

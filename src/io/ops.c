@@ -13,6 +13,8 @@
 #include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -318,4 +320,33 @@ WEFT_API int weft_unix_connect(weft_io io, const char *path)
         return rc;
     }
     return fd;
+}
+
+WEFT_API int weft_signal_wait(weft_io io, const sigset_t *set)
+{
+    if (!set || sigisemptyset(set))
+        return -EINVAL;
+    int saved = errno;
+    sigset_t blocked;
+    pthread_sigmask(SIG_BLOCK, NULL, &blocked);
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sigismember(set, sig) == 1 && sigismember(&blocked, sig) != 1) {
+            errno = saved;
+            return -EINVAL;
+        }
+    int fd = signalfd(-1, set, SFD_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        errno = saved;
+        return -e;
+    }
+    errno = saved;
+    struct signalfd_siginfo si;
+    ssize_t n = weft_read(io, fd, &si, sizeof si);
+    weft_close(io, fd);
+    if (n < 0)
+        return (int)n;
+    if (n != (ssize_t)sizeof si)
+        return -EIO;
+    return (int)si.ssi_signo;
 }

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* A program outside the tree, built against an installed weft. */
+#include <weft/stream.h>
 #include <weft/weft.h>
 
 #include <stdio.h>

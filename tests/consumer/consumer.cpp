@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The public headers compile as C++ too.
+#include <weft/stream.h>
 #include <weft/weft.h>
 
 #include <cstdio>

@@ -69,6 +69,7 @@ expect_lib="/usr/lib/$triplet/libweft.so.0
 /usr/share/doc/libweft0/copyright"
 expect_dev="/usr/include/weft/io.h
 /usr/include/weft/ops.h
+/usr/include/weft/stream.h
 /usr/include/weft/sync.h
 /usr/include/weft/version.h
 /usr/include/weft/weft.h
