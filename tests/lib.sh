@@ -23,21 +23,32 @@ finish() {
     [ "$fail" -eq 0 ]
     exit
 }
-# A TCP port nobody listens on, below the ephemeral range.
-free_port() {
-    local lo p
-    lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-    for _ in $(seq 200); do
-        p=$((10000 + RANDOM % (lo - 10000)))
-        (echo >/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo "$p"; return 0; }
+# start_server LOG COMMAND...: starts a server in the background (pid in
+# $server_pid), its output to LOG, and waits -- for its line saying
+# "listening on HOST:PORT", never for a fixed time -- 20 s at most.  Run
+# servers with --port 0: the line gives the port the kernel chose, in
+# $server_port.  Returns non-zero if the line never came.
+start_server() {
+    local log=$1 fifo line fd
+    shift
+    fifo=$(mktemp -u) && mkfifo "$fifo" || return 1
+    "$@" >"$fifo" 2>&1 &
+    server_pid=$!
+    server_port=
+    exec {fd}<"$fifo"
+    rm -f "$fifo"
+    while IFS= read -r -t 20 line <&"$fd"; do
+        printf '%s\n' "$line" >>"$log"
+        case $line in *"listening on "*) server_port=${line##*:}; break ;; esac
     done
-    return 1
+    cat <&"$fd" >>"$log" &
+    exec {fd}<&-
+    [ -n "$server_port" ]
 }
-# wait_port PORT: until something accepts on 127.0.0.1:PORT (10 s at most).
-wait_port() {
-    for _ in $(seq 200); do
-        (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    return 1
+# stop_server [SIGNAL]: signals the server (TERM by default), waits for it
+# and sets $server_status to its exit status.
+stop_server() {
+    kill -"${1:-TERM}" "$server_pid" 2>/dev/null
+    wait "$server_pid"
+    server_status=$?
 }
