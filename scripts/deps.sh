@@ -20,8 +20,8 @@ test)
     # valgrind, the C++ consumer, the Debian packages and the aarch64 cross
     # build under qemu.
     required+=(libboost-context-dev libcriterion-dev clang g++ valgrind gcc-aarch64-linux-gnu
-        libc6-dev-arm64-cross qemu-user "${deb[@]}")
-    optional+=(gdb) ;;
+        libc6-dev-arm64-cross qemu-user curl "${deb[@]}")
+    optional+=(gdb wrk) ;;
 bench)
     required+=(libboost-context-dev)
     optional+=(libboost-fiber-dev golang-go cargo rustc librust-tokio-dev) ;;

@@ -106,6 +106,8 @@ if configure gcc -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=gcc; then
     # valgrind runs the same binary, with loop counts divided by 20.
     suite valgrind env WEFT_TEST_SCALE=20 valgrind -q --trace-children=yes --error-exitcode=99 \
         build/gcc/tests/weft_tests
+    # The example servers, with real clients.
+    checks http tests/servers/http.sh build/gcc/examples
     # The ABI: libweft.so exports the headers' WEFT_API functions and nothing else.
     checks abi tests/abi/exports.sh build/gcc/libweft.so include/weft
     # A prefix with a space in it: consumers' paths often have one.
