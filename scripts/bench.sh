@@ -58,6 +58,8 @@ echo_server() {
     echo "## File reads"
     echo
     build/release/bench/bench_file_read
+    echo
+    bench/http.sh build/release/examples/weft-http build/release/peers
 } | tee build/bench-results.md
 # Benchmarks report; they never fail the build.
 exit 0

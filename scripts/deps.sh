@@ -24,7 +24,8 @@ test)
     optional+=(gdb wrk) ;;
 bench)
     required+=(libboost-context-dev)
-    optional+=(libboost-fiber-dev golang-go cargo rustc librust-tokio-dev) ;;
+    optional+=(libboost-fiber-dev golang-go cargo rustc librust-tokio-dev librust-hyper-dev
+        wrk nginx-light curl gnuplot-nox) ;;
 *)
     echo "usage: $0 build|package|test|bench" >&2
     exit 2

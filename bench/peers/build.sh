@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # Builds the peer benchmarks (pthread, Boost.Fiber, Go, Tokio) into OUTDIR as
-# peer_pthread, peer_boost_fiber, peer_go and peer_tokio, and the peer echo
-# servers as echo_epoll, echo_uring, echo_go and echo_tokio, optimised, offline.
+# peer_pthread, peer_boost_fiber, peer_go and peer_tokio, the peer echo
+# servers as echo_epoll, echo_uring, echo_go and echo_tokio, and the peer
+# HTTP servers as http_go (net/http) and http_hyper, optimised, offline.
 #   bench/peers/build.sh OUTDIR
 # Compiler output goes to OUTDIR/<peer>.log.  A peer whose toolchain is missing,
 # or that fails to build, is reported with one "skipped: ..." line; the script
@@ -17,11 +18,11 @@ CXX=${CXX:-c++}
 have() { command -v "$1" >/dev/null 2>&1; }
 
 # build NAME LABEL CMD...: run CMD with its output in OUTDIR/NAME.log; CMD
-# makes OUTDIR/peer_NAME, or OUTDIR/NAME when NAME starts with "echo_".
+# makes OUTDIR/peer_NAME, or OUTDIR/NAME when NAME starts with "echo_" or "http_".
 build() {
     local name=$1 label=$2 bin
     shift 2
-    case $name in echo_*) bin=$out/$name ;; *) bin=$out/peer_$name ;; esac
+    case $name in echo_* | http_*) bin=$out/$name ;; *) bin=$out/peer_$name ;; esac
     rm -f "$bin"
     if ! "$@" >"$out/$name.log" 2>&1 || [ ! -x "$bin" ]; then
         rm -f "$bin"
@@ -62,17 +63,19 @@ build_go() (
             GOTOOLCHAIN=local go build -o "$out/peer_go" .
 )
 # shellcheck disable=SC2317  # called through build()
-build_go_echo() (
+build_go_echo() ( # NAME DIR
     cd "$here/go" &&
         GOCACHE="$out/go-cache" GOPATH="$out/go-path" GOFLAGS=-mod=mod GOPROXY=off \
-            GOTOOLCHAIN=local go build -o "$out/echo_go" ./echo
+            GOTOOLCHAIN=local go build -o "$out/$1" "./$2"
 )
 if have go; then
     build go "Go peer" build_go
-    build echo_go "Go echo peer" build_go_echo
+    build echo_go "Go echo peer" build_go_echo echo_go echo
+    build http_go "Go net/http peer" build_go_echo http_go http
 else
     echo "skipped: Go peer (install golang-go)"
     echo "skipped: Go echo peer (install golang-go)"
+    echo "skipped: Go net/http peer (install golang-go)"
 fi
 
 # Cargo builds a copy of the crate, so its Cargo.lock stays out of the tree;
@@ -84,13 +87,27 @@ build_tokio() ( # BIN
         CARGO_TARGET_DIR="$out/tokio-target" cargo build --release --offline --bin "$1" &&
         cp "$out/tokio-target/release/$1" "$out/$1"
 )
+# shellcheck disable=SC2317  # called through build()
+build_hyper() (
+    cd "$out/hyper-src" &&
+        CARGO_TARGET_DIR="$out/hyper-target" cargo build --release --offline --bin http_hyper &&
+        cp "$out/hyper-target/release/http_hyper" "$out/http_hyper"
+)
 if have cargo && have rustc && ls -d /usr/share/cargo/registry/tokio-1.* >/dev/null 2>&1; then
     rm -rf "$out/tokio-src" && cp -R "$here/tokio" "$out/tokio-src" &&
         rm -rf "$out/tokio-src/Cargo.lock" "$out/tokio-src/target"
     build tokio "Tokio peer" build_tokio peer_tokio
     build echo_tokio "Tokio echo peer" build_tokio echo_tokio
+    if ls -d /usr/share/cargo/registry/hyper-0.14.* >/dev/null 2>&1; then
+        rm -rf "$out/hyper-src" && cp -R "$here/hyper" "$out/hyper-src" &&
+            rm -rf "$out/hyper-src/Cargo.lock" "$out/hyper-src/target"
+        build http_hyper "hyper HTTP peer" build_hyper
+    else
+        echo "skipped: hyper HTTP peer (install librust-hyper-dev)"
+    fi
 else
     echo "skipped: Tokio peer (install cargo rustc librust-tokio-dev)"
     echo "skipped: Tokio echo peer (install cargo rustc librust-tokio-dev)"
+    echo "skipped: hyper HTTP peer (install cargo rustc librust-tokio-dev librust-hyper-dev)"
 fi
 exit 0
