@@ -47,6 +47,7 @@
 #define HEAD_MAX    8192
 #define BODY_MAX    (1 << 20) /* a POST body read and dropped; larger closes */
 #define WRITE_BUF   16384
+#define ACCEPTORS   16
 
 struct conn {
     struct conn *prev, *next;
@@ -474,14 +475,20 @@ int main(int argc, char **argv)
     fprintf(stderr, "weft-http: listening on %s:%d\n", host ? host : "*", bound);
 
     struct server *svp = &sv;
-    weft_future *acceptor = weft_async(io, accept_loop, &svp, sizeof svp, 0);
+    /* Several accepts in flight: when a thousand clients connect at once,
+       each pass of a worker's scheduler takes in that many, instead of one
+       per pass while a thousand connections are being served. */
+    weft_future *acceptors[ACCEPTORS];
+    for (int i = 0; i < ACCEPTORS; i++)
+        acceptors[i] = weft_async(io, accept_loop, &svp, sizeof svp, 0);
     int sig = weft_signal_wait(io, &stop);
     fprintf(stderr, "weft-http: %s, stopping\n", sig > 0 ? strsignal(sig) : strerror(-sig));
 
     /* Stop accepting; close the idle connections (a shutdown ends their
        read with the end of the stream); the others close after the
        request in progress. */
-    weft_cancel(io, acceptor, NULL);
+    for (int i = 0; i < ACCEPTORS; i++)
+        weft_cancel(io, acceptors[i], NULL);
     weft_close(io, sv.listener);
     atomic_store(&sv.stopping, true);
     weft_mutex_lock_uncancelable(io, &sv.lock);
