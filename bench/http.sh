@@ -197,14 +197,19 @@ if command -v gnuplot >/dev/null; then
     # shellcheck disable=SC2016  # awk program
     awk '$3 ~ /^rps=/ { split($3, a, "="); split($5, b, "="); print $1, $2, a[2], b[2] }' "$lines" |
         sort -k1,1 -k2,2n >"$out/http-points.txt"
-    plot=""
+    rps="" p99=""
     for i in "${!keys[@]}"; do
         grep -q "^${keys[$i]} " "$out/http-points.txt" || continue
-        plot+="${plot:+, }'< awk \"\\\$1 == \\\"${keys[$i]}\\\"\" $out/http-points.txt' using 2:3 smooth unique with linespoints title '${labels[$i]}'"
+        src="'< awk \"\\\$1 == \\\"${keys[$i]}\\\"\" $out/http-points.txt'"
+        rps+="${rps:+, }$src using 2:3 smooth unique with linespoints title '${labels[$i]}'"
+        p99+="${p99:+, }$src using 2:(\$4/1000) smooth unique with linespoints title '${labels[$i]}'"
     done
-    if [ -n "$plot" ] && gnuplot -e "set terminal png size 900,500 noenhanced; set output '$out/http.png';
-        set logscale x; set xlabel 'connections'; set ylabel 'requests/s (median)'; set key outside below;
-        set title 'HTTP /plaintext, wrk, $cpus CPUs shared with the client'; plot $plot" 2>"$logs/gnuplot.log"; then
+    if [ -n "$rps" ] && gnuplot -e "set terminal png size 1200,520 noenhanced; set output '$out/http.png';
+        set multiplot layout 1,2 title 'HTTP /plaintext under wrk, $cpus CPUs shared with the client';
+        set logscale x; set xrange [48:1400]; set xlabel 'connections'; set key top left font ',8';
+        set ylabel 'requests/s'; plot $rps;
+        set logscale y; set ylabel 'p99 latency (ms)'; plot $p99; unset multiplot" \
+        2>"$logs/gnuplot.log"; then
         echo "Plot: $out/http.png"
     else
         echo "(no plot: see $logs/gnuplot.log)"
