@@ -189,6 +189,19 @@ static inline int64_t weft_deadline(weft_io io)
     return io.vtable->deadline(io.userdata);
 }
 
+/* ---- task names -------------------------------------------------------------- */
+
+/* A task's name: shown by the stall warning, the monitor and the gdb
+   extension.  At most WEFT_TASK_NAME_MAX - 1 bytes are kept. */
+#define WEFT_TASK_NAME_MAX 32
+
+/* Names the calling task (on a loop), or the calling thread (elsewhere:
+   the blocking Io's tasks are the thread's code).  NULL clears it. */
+WEFT_API void weft_task_set_name(const char *name);
+/* Copies the calling task's (or thread's) name, NUL-terminated, into
+   buf[0, cap); returns its length ("" and 0 when it has none). */
+WEFT_API size_t weft_task_name(char *buf, size_t cap);
+
 #ifdef __cplusplus
 }
 #endif

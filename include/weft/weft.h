@@ -72,6 +72,47 @@ WEFT_API weft_io weft_event_loop_io(weft_event_loop *el);
    aborts, since its stack cannot be freed under it. */
 WEFT_API void weft_event_loop_deinit(weft_event_loop *el);
 
+/* What a loop's workers have done: counters since init, and a few
+   present values.  Read from any thread at any time; each worker's
+   counters are its own (no shared cache line on the hot path), summed
+   here, so a total is a sum of moments, not one. */
+typedef struct weft_worker_stats {
+    uint64_t runs;      /* switches into a task */
+    uint64_t spawned;   /* tasks started from this worker */
+    uint64_t finished;  /* tasks that ended on it */
+    uint64_t steals;    /* times it stole work */
+    uint64_t stolen;    /* tasks those steals took */
+    uint64_t searches;  /* passes of its search for work */
+    uint64_t parks;     /* times it blocked in its ring, idle */
+    uint64_t wakeups;   /* parked workers it woke */
+    uint64_t ops;       /* operations put on its ring */
+    uint64_t cqes;      /* completions reaped from its ring */
+    uint64_t offloaded; /* operations sent to the offload threads */
+    uint32_t queued;    /* tasks in its run queue now */
+    bool parked;        /* blocked in its ring now */
+    bool running;       /* running a task now */
+    uint64_t reserved[6];
+} weft_worker_stats;
+
+typedef struct weft_loop_stats {
+    unsigned workers;
+    weft_worker_stats total;   /* the sum over the workers */
+    uint64_t live_tasks;       /* started and not ended, the main task not counted */
+    uint64_t global_queued;    /* tasks in the global queue now */
+    uint64_t foreign_wakeups;  /* wake-ups sent from threads outside the loop */
+    uint64_t stacks_mapped;    /* task stacks in existence, in use or pooled */
+    uint64_t stacks_in_use;    /* of which in use (exact when no worker holds a cache) */
+    uint64_t stacks_rss_bytes; /* their resident memory (mincore); 0 if not asked */
+    uint64_t reserved[8];
+} weft_loop_stats;
+
+/* Fills *out (and per[0 .. n), one per worker, when per is not NULL);
+   returns the number of workers.  with_rss: also measure the stacks'
+   resident memory, a mincore() over every stack (milliseconds for a
+   million stacks; the rest is a few loads per worker). */
+WEFT_API unsigned weft_event_loop_stats(weft_event_loop *el, weft_loop_stats *out,
+                                        weft_worker_stats *per, unsigned n, bool with_rss);
+
 /* ---- the blocking Io: no concurrency, plain blocking calls ------------------ */
 
 /* async runs the task inline and returns a finished future; concurrent

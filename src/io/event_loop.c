@@ -233,6 +233,12 @@ WEFT_API weft_io weft_event_loop_io(weft_event_loop *el)
     return el->s.io;
 }
 
+WEFT_API unsigned weft_event_loop_stats(weft_event_loop *el, weft_loop_stats *out,
+                                        weft_worker_stats *per, unsigned n, bool with_rss)
+{
+    return weft__sched_stats(&el->s, out, per, n, with_rss);
+}
+
 WEFT_API void weft_event_loop_deinit(weft_event_loop *el)
 {
     weft__sched_deinit(&el->s);

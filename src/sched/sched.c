@@ -331,6 +331,9 @@ void weft__sched_switch(weft__worker *w, weft__task *self, weft__task *to, weft_
                         void *arg)
 {
     struct weft__handoff h = {fn, self, arg};
+    if (to)
+        weft__count(w, runs, 1);
+    atomic_store_explicit(&w->running, to, memory_order_relaxed);
     void *m = weft__fiber_switch(self->fiber, to ? to->fiber : w->sched_fiber, &h);
     weft__handoff_run(m);
 }
@@ -345,6 +348,10 @@ void weft__sched_exit(weft__task *self, struct weft__handoff *h)
 {
     weft__worker *w = weft__worker_current();
     weft__task *t = weft__sched_take_local(w);
+    weft__count(w, finished, 1);
+    if (t)
+        weft__count(w, runs, 1);
+    atomic_store_explicit(&w->running, t, memory_order_relaxed);
     weft__fiber_exit(self->fiber, t ? t->fiber : w->sched_fiber, h);
 }
 
@@ -417,12 +424,15 @@ static void wakep_from(weft__sched *s, weft__worker *from)
         atomic_store_explicit(&v->woken_spinning, true, memory_order_relaxed);
     }
     pthread_mutex_unlock(&s->idle_lock);
-    if (!v)
+    if (!v) {
         atomic_fetch_sub_explicit(&s->nspinning, 1, memory_order_seq_cst);
-    else if (from)
+    } else if (from) {
+        weft__count(from, wakeups, 1);
         weft__ring_wake(from, v);
-    else
+    } else {
+        atomic_fetch_add_explicit(&s->foreign_wakeups, 1, memory_order_relaxed);
         weft__ring_wake_foreign(s, v);
+    }
 }
 
 /* A worker found something to run: if it was the last spinner, another
@@ -466,6 +476,8 @@ static weft__task *steal_pass(weft__worker *w, struct lone *lone)
         weft__task *t = weft__runq_steal(w, v, last);
         weft__dbg_taken(t, "a steal");
         if (t) {
+            weft__count(w, steals, 1);
+            weft__count(w, stolen, 1 + (WEFT__RUNQ_SIZE - weft__runq_room(w)));
             lone->task = NULL;
             return t;
         }
@@ -664,6 +676,8 @@ static void sched_loop(weft__worker *w)
         weft__task *t = find_runnable(w);
         if (!t)
             return;
+        weft__count(w, runs, 1);
+        atomic_store_explicit(&w->running, t, memory_order_relaxed);
         struct weft__handoff h = {NULL, NULL, NULL};
         void *m = weft__fiber_switch(w->sched_fiber, t->fiber, &h);
         weft__handoff_run(m);
@@ -697,6 +711,7 @@ static void *worker_main(void *p)
     weft__sched *s = w->sched;
 
     set_worker_current(w);
+    weft__monitor_thread(w);
     weft__fiber_init_thread(&w->thread_fiber);
     w->thread_fiber.name = "scheduler";
     w->sched_fiber = &w->thread_fiber;
@@ -804,10 +819,13 @@ int weft__sched_init(weft__sched *s, unsigned n, size_t stack_size, unsigned rin
     m->sched = s;
     m->flags = WEFT__TASK_MAIN;
     m->deadline = WEFT_NO_DEADLINE;
+    memcpy(m->name, "main", 5);
     set_worker_current(w0);
+    weft__monitor_thread(w0);
     weft__fiber_init_thread(&w0->thread_fiber);
     w0->thread_fiber.extra = m;
     w0->thread_fiber.name = "main";
+    atomic_store_explicit(&w0->running, m, memory_order_relaxed);
     rc = weft__ring_init(w0, ring_entries);
     if (rc < 0)
         goto fail_thread;
@@ -845,8 +863,10 @@ int weft__sched_init(weft__sched *s, unsigned n, size_t stack_size, unsigned rin
     st->go = rc == 0 ? 1 : -1;
     pthread_cond_broadcast(&st->cond);
     pthread_mutex_unlock(&st->lock);
-    if (rc == 0)
+    if (rc == 0) {
+        weft__monitor_start(s);
         return 0;
+    }
     for (unsigned i = 1; i < created; i++) {
         pthread_join(s->workers[i].thread, NULL);
         weft__ring_fini(&s->workers[i]);
@@ -869,6 +889,7 @@ void weft__sched_deinit(weft__sched *s)
         abort();
     }
     weft__task_wait_detached(s);
+    weft__monitor_stop(s);
     /* Before the rings go: an offload thread ends a job with a wake-up. */
     weft__offload_fini(s);
 

@@ -13,6 +13,8 @@
 
 #include <linux/time_types.h>
 #include <pthread.h>
+#include <sys/types.h>
+#include <time.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -63,6 +65,7 @@ struct __attribute__((aligned(64))) weft__task {
     uint32_t flags;
     uint64_t id; /* unique per loop: tells a reused stack's task from the old one */
     int64_t deadline; /* CLOCK_MONOTONIC, or WEFT_NO_DEADLINE */
+    char name[WEFT_TASK_NAME_MAX]; /* weft_task_set_name; "" for none */
     int64_t queued_ns; /* when it went into the global queue (CLOCK_MONOTONIC) */
 
     /* Group members: linked under the group's bucket lock (group.c). */
@@ -136,6 +139,19 @@ struct __attribute__((aligned(64))) weft__worker {
        search for work, and times it blocked in its ring. */
     _Atomic uint64_t searches;
     _Atomic uint64_t parks;
+    /* More of the same, for weft_event_loop_stats and the monitor
+       (monitor.c): counted with weft__count. */
+    _Atomic uint64_t runs;      /* switches into a task */
+    _Atomic uint64_t finished;  /* tasks that ended here */
+    _Atomic uint64_t steals;    /* steals that took something */
+    _Atomic uint64_t stolen;    /* tasks they took */
+    _Atomic uint64_t wakeups;   /* parked workers it woke */
+    _Atomic uint64_t ops;       /* operations put on its ring */
+    _Atomic uint64_t cqes;      /* completions reaped from it */
+    _Atomic uint64_t offloaded; /* operations sent to the offload threads */
+    _Atomic(weft__task *) running; /* the task on this worker now, or NULL */
+    pid_t tid;          /* its thread, for the monitor (monitor.c) */
+    clockid_t cpu_clock; /* its thread's CPU-time clock */
 
     struct weft__runq q;
     _Atomic(weft__task *) inbox __attribute__((aligned(64))); /* tasks pinned here */
@@ -207,6 +223,17 @@ struct weft__sched {
 
     _Atomic bool stopping;
 
+    /* The monitor thread (monitor.c): WEFT_SCHEDTRACE, stall warnings. */
+    struct weft__monitor {
+        pthread_t thread;
+        bool started;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        bool stop;
+        int64_t trace_ns, stall_ns; /* 0: off */
+    } monitor;
+    _Atomic uint64_t foreign_wakeups; /* wake-ups sent from outside the loop */
+
     struct weft__offload offload;
     _Atomic long remote_users; /* threads outside the loop inside it (weft__remote_enter) */
 
@@ -215,6 +242,22 @@ struct weft__sched {
     struct io_uring *foreign;
     _Atomic uint32_t remote_next; /* whose inbox the next one goes to */
 };
+
+/* Adds n to one of w's counters: w's own thread only (a relaxed load and
+   store, no locked instruction). */
+#define weft__count(w, field, n)                                                                   \
+    atomic_store_explicit(&(w)->field,                                                             \
+                          atomic_load_explicit(&(w)->field, memory_order_relaxed) + (n),           \
+                          memory_order_relaxed)
+
+struct weft_loop_stats;
+struct weft_worker_stats;
+unsigned weft__sched_stats(weft__sched *s, struct weft_loop_stats *out,
+                           struct weft_worker_stats *per, unsigned n, bool with_rss);
+void weft__monitor_start(weft__sched *s);
+/* Records the calling thread as w's, for the monitor. */
+void weft__monitor_thread(weft__worker *w);
+void weft__monitor_stop(weft__sched *s);
 
 /* ---- the handoff ---------------------------------------------------------- */
 

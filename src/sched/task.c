@@ -121,6 +121,7 @@ static void task_setup(weft__task *t, weft__sched *s, weft_task_fn *fn, const vo
     t->result_len = (uint32_t)result_len;
     t->flags = flags;
     t->deadline = WEFT_NO_DEADLINE;
+    t->name[0] = '\0';
     t->group = NULL;
     if (ctx_len)
         memcpy(t->ctx, ctx, ctx_len);
@@ -240,6 +241,9 @@ void weft__task_finish(weft__task *t)
                and it waits for us to resume it. */
             atomic_store_explicit(&t->waiter, WEFT__WAITER_FINISHED, memory_order_release);
             h.fn = NULL;
+            weft__count(w, finished, 1);
+            weft__count(w, runs, 1);
+            atomic_store_explicit(&w->running, a, memory_order_relaxed);
             weft__fiber_exit(t->fiber, a->fiber, &h);
         }
     }

@@ -81,6 +81,7 @@ static void queue_job(weft__worker *w, weft__task *prev, void *arg)
     struct weft__offload_job *j = arg;
     weft__sched *s = w->sched;
     struct weft__offload *o = &s->offload;
+    weft__count(w, offloaded, 1);
     pthread_mutex_lock(&o->lock);
     j->next = NULL;
     if (o->tail)

@@ -191,6 +191,7 @@ int64_t weft__uring_operate(weft__sched *s, weft_op *op)
                 lt->flags |= IOSQE_CQE_SKIP_SUCCESS;
         }
         w->ring->inflight++;
+        weft__count(w, ops, 1);
         weft__sched_block(NULL, NULL);
         if (cancelable)
             weft__cancel_leave(t);

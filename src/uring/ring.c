@@ -158,6 +158,7 @@ int32_t weft__ring_wait(weft__worker *w, struct io_uring_sqe *sqe, struct weft__
 {
     io_uring_sqe_set_data64(sqe, UD(op, WEFT__UD_OP));
     w->ring->inflight++;
+    weft__count(w, ops, 1);
     /* Nothing to hand off: the completion, reaped by this worker's
        scheduler after this switch, makes the task runnable. */
     weft__sched_block(NULL, NULL);
@@ -311,6 +312,7 @@ weft__task *weft__ring_poll(weft__worker *w, bool wait)
         int32_t res = cqe->res;
         uint32_t flags = cqe->flags;
         io_uring_cqe_seen(&r->ring, cqe);
+        weft__count(w, cqes, 1);
         dispatch(w, ud, res, flags);
     }
     return take_done(r);
