@@ -20,6 +20,10 @@
 #include <sys/stat.h>
 #include <sys/mman.h>
 #include <sys/un.h>
+#include <sys/ioctl.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/wait.h>
 
 #define MS   1000000LL
 #define HOUR (3600LL * 1000000000LL)
@@ -837,4 +841,130 @@ IO_CONTRACT(deadline, a_big_write_to_a_pipe_stops_at_the_deadline, 30)
     cr_assert(n == -ETIMEDOUT || (n > 0 && n < (ssize_t)sizeof big), "write: %zd", n);
     close(p[0]);
     close(p[1]);
+}
+
+/* ---- found by trying to break it ------------------------------------------- */
+
+struct fifo_end {
+    const char *path;
+    int flags;
+    int fd;
+};
+
+static void open_fifo_end(weft_io io, void *ctx, void *result)
+{
+    (void)result;
+    struct fifo_end *e = *(struct fifo_end **)ctx;
+    e->fd = weft_open(io, AT_FDCWD, e->path, e->flags, 0);
+}
+
+/* Opening a FIFO for writing waits for a reader, as open(2) does (the
+   ring's non-blocking first try would say ENXIO). */
+IO_CONTRACT(files, a_fifo_opened_for_writing_waits_for_its_reader, 30)
+{
+    NEEDS_CONCURRENCY(im);
+    char dir[64];
+    int dfd = tmp_dir(dir, sizeof dir);
+    char path[128];
+    snprintf(path, sizeof path, "%s/fifo", dir);
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    struct fifo_end wr = {path, O_WRONLY, -100}, rd = {path, O_RDONLY, -100};
+    struct fifo_end *wp = &wr, *rp = &rd;
+    weft_future *fw, *fr;
+    cr_assert_eq(weft_concurrent(io, &fw, open_fifo_end, &wp, sizeof wp, 0), 0);
+    weft_yield(io);
+    cr_assert_eq(weft_concurrent(io, &fr, open_fifo_end, &rp, sizeof rp, 0), 0);
+    weft_await(io, fw, NULL);
+    weft_await(io, fr, NULL);
+    cr_assert_geq(wr.fd, 0, "open for writing: %s", strerror(-wr.fd));
+    cr_assert_geq(rd.fd, 0, "open for reading: %s", strerror(-rd.fd));
+    cr_assert_eq(fcntl(wr.fd, F_GETFL) & O_NONBLOCK, 0, "the fd is as asked: blocking");
+    cr_assert_eq(weft_write(io, wr.fd, "f", 1), 1);
+    char c = 0;
+    cr_assert_eq(weft_read(io, rd.fd, &c, 1), 1);
+    cr_assert_eq(c, 'f');
+    weft_close(io, wr.fd);
+    weft_close(io, rd.fd);
+    unlink(path);
+    rm_dir(dir, dfd);
+}
+
+IO_CONTRACT(files, sendfile_with_a_negative_offset_is_EINVAL, 30)
+{
+    (void)im;
+    char dir[64];
+    int dfd = tmp_dir(dir, sizeof dir);
+    int fd = weft_open(io, dfd, "f", O_RDWR | O_CREAT, 0600);
+    cr_assert_eq(weft_write(io, fd, "hello", 5), 5);
+    cr_assert_eq(lseek(fd, 0, SEEK_SET), 0);
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    int64_t off = -1;
+    cr_assert_eq(weft_sendfile(io, sv[0], fd, &off, 5), -EINVAL);
+    cr_assert_eq(off, -1);
+    cr_assert_eq(lseek(fd, 0, SEEK_CUR), 0, "the file position did not move");
+    close(sv[0]);
+    close(sv[1]);
+    weft_close(io, fd);
+    rm_dir(dir, dfd);
+}
+
+IO_CONTRACT(sockets, resolve_without_somewhere_to_put_the_result_is_EFAULT, 30)
+{
+    (void)im;
+    weft_op op = weft__op(WEFT_OP_RESOLVE, -1);
+    op.path = "localhost";
+    op.path2 = "80";
+    cr_assert_eq(weft_operate(io, &op), -EFAULT);
+}
+
+static void v6only_child(void *arg)
+{
+    (void)arg;
+    /* A network namespace of its own, where bindv6only can be set. */
+    if (unshare(CLONE_NEWNET) != 0) {
+        fprintf(stderr, "skip: unshare(CLONE_NEWNET): %s\n", strerror(errno));
+        _exit(0);
+    }
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    struct ifreq ifr = {0};
+    strcpy(ifr.ifr_name, "lo");
+    ioctl(s, SIOCGIFFLAGS, &ifr);
+    ifr.ifr_flags |= IFF_UP;
+    if (ioctl(s, SIOCSIFFLAGS, &ifr) != 0)
+        _exit(10);
+    close(s);
+    FILE *f = fopen("/proc/sys/net/ipv6/bindv6only", "w");
+    if (!f || fputs("1", f) < 0 || fclose(f) != 0) {
+        fprintf(stderr, "skip: cannot set bindv6only\n");
+        _exit(0);
+    }
+    weft_io io = weft_blocking_io();
+    int l = weft_tcp_listen(io, NULL, "0", 16);
+    if (l < 0)
+        _exit(11);
+    struct sockaddr_in6 a;
+    socklen_t al = sizeof a;
+    getsockname(l, (struct sockaddr *)&a, &al);
+    char port[16];
+    snprintf(port, sizeof port, "%d", ntohs(a.sin6_port));
+    int c = weft_tcp_connect(io, "127.0.0.1", port);
+    if (c < 0) {
+        fprintf(stderr, "connect 127.0.0.1: %s\n", strerror(-c));
+        _exit(12);
+    }
+    fprintf(stderr, "ok\n");
+    _exit(0);
+}
+
+/* A listener on every address (host NULL) takes IPv4 clients even where
+   net.ipv6.bindv6only is 1. */
+Test(sockets, listening_on_every_address_takes_ipv4_under_bindv6only, .timeout = 30)
+{
+    char out[512];
+    int st = test_run_child(v6only_child, NULL, out, sizeof out);
+    if (strstr(out, "skip:"))
+        cr_skip_test("%s", out);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit %d: %s", WEXITSTATUS(st), out);
+    cr_assert(strstr(out, "ok") != NULL, "%s", out);
 }

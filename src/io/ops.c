@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
@@ -78,6 +79,8 @@ static size_t put_all(weft_io io, int fd, const char *buf, size_t len, bool *soc
 
 WEFT_API ssize_t weft_sendfile(weft_io io, int out_fd, int in_fd, int64_t *offset, size_t len)
 {
+    if (offset && *offset < 0)
+        return -EINVAL; /* as sendfile(2) */
     if (len == 0)
         return 0;
     /* Read at explicit positions wherever in_fd has one, so that the
@@ -220,9 +223,13 @@ static int listen_on(weft_io io, const struct sockaddr *addr, socklen_t len, int
     int fd = weft_socket(io, family, SOCK_STREAM, 0);
     if (fd < 0)
         return fd;
-    int saved = errno, one = 1, rc = 0;
+    int saved = errno, one = 1, zero = 0, rc = 0;
     if (reuse)
         rc = errno_of(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one));
+    /* "::" takes IPv4 clients too, whatever net.ipv6.bindv6only says. */
+    if (rc == 0 && family == AF_INET6 &&
+        IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)addr)->sin6_addr))
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
     if (rc == 0)
         rc = errno_of(bind(fd, addr, len));
     if (rc == 0)

@@ -83,6 +83,10 @@ int64_t weft__op_check(const weft_op *op)
         if (!op->buf || !op->path)
             return -EFAULT;
         break;
+    case WEFT_OP_RESOLVE:
+        if (!op->aux || (!op->path && !op->path2))
+            return !op->aux ? -EFAULT : -ENOENT;
+        break;
     default:
         if (op->code == 0 || op->code >= WEFT_OP_COUNT_)
             return -EINVAL;

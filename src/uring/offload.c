@@ -18,17 +18,20 @@
 #include "../io/sys.h"
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 bool weft__offload_forced(void)
 {
-    static int forced = -1;
-    if (forced < 0) {
+    static _Atomic int forced = -1; /* loops may start in two threads at once */
+    int f = atomic_load_explicit(&forced, memory_order_relaxed);
+    if (f < 0) {
         const char *e = getenv("WEFT_URING_OFFLOAD");
-        forced = e && e[0] == '1';
+        f = e && e[0] == '1';
+        atomic_store_explicit(&forced, f, memory_order_relaxed);
     }
-    return forced;
+    return f;
 }
 
 static void *offload_main(void *p)

@@ -32,6 +32,7 @@
 #include "../io/sys.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -172,6 +173,7 @@ int64_t weft__uring_operate(weft__sched *s, weft_op *op)
     struct weft__op rec = {.task = t};
     struct __kernel_timespec ts = {.tv_sec = deadline / 1000000000,
                                    .tv_nsec = deadline % 1000000000};
+    bool async = false;
     for (;;) {
         w = weft__worker_current(); /* the task may have moved */
         bool timed = deadline != WEFT_NO_DEADLINE;
@@ -180,6 +182,8 @@ int64_t weft__uring_operate(weft__sched *s, weft_op *op)
             return -ECANCELED;
         struct io_uring_sqe *sqe = weft__ring_sqe(w);
         fill(sqe, &ring_op);
+        if (async)
+            sqe->flags |= IOSQE_ASYNC;
         io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&rec |
                                          (cancelable ? WEFT__UD_OP : WEFT__UD_OP_FIXED));
         if (timed) {
@@ -197,6 +201,14 @@ int64_t weft__uring_operate(weft__sched *s, weft_op *op)
             weft__cancel_leave(t);
         int32_t res = rec.res;
         mark_written(op, res);
+        if (res == -ENXIO && op->code == WEFT_OP_OPEN && !(op->flags & O_NONBLOCK) && !async) {
+            /* The ring's first try at an open is non-blocking, and a FIFO
+               opened for writing with no reader then fails with ENXIO where
+               open(2) waits for one: again, on the kernel's worker threads,
+               where it may block. */
+            async = true;
+            continue;
+        }
         if (res != -ECANCELED && res != -EINTR)
             return res;
         if (!cancelable)
