@@ -427,7 +427,7 @@ IO_CONTRACT(sockets, udp_unix_ipv6_and_shutdown, 30)
         getsockname(l6, (struct sockaddr *)&s6, &l);
         char ps[16];
         snprintf(ps, sizeof ps, "%d", ntohs(s6.sin6_port));
-        int c6 = weft_tcp_connect(io, "::1", ps);
+        int c6 = weft_tcp_connect(io, "[::1]", ps); /* brackets, as in a URL */
         cr_assert_geq(c6, 0);
         int a6 = weft_accept(io, l6, NULL, NULL, 0);
         cr_assert_geq(a6, 0);

@@ -10,6 +10,7 @@
 #include <weft/weft.h>
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -203,6 +204,14 @@ static int resolve(weft_io io, const char *host, const char *port, int flags,
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = flags;
+    /* "[::1]", as in a URL: the address inside the brackets. */
+    char bare[INET6_ADDRSTRLEN + 16];
+    size_t hl = host ? strlen(host) : 0;
+    if (hl > 2 && host[0] == '[' && host[hl - 1] == ']' && hl - 2 < sizeof bare) {
+        memcpy(bare, host + 1, hl - 2);
+        bare[hl - 2] = '\0';
+        host = bare;
+    }
     weft_op op = weft__op(WEFT_OP_RESOLVE, -1);
     op.path = host;
     op.path2 = port;
