@@ -143,6 +143,9 @@ if configure asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DWEFT_SANIT
         LSAN_OPTIONS="suppressions=$root/tests/lsan.supp" UBSAN_OPTIONS=print_stacktrace=1 \
         build/asan/tests/weft_tests
 fi
+# The parsers and the buffered reader under libFuzzer (20 s each here;
+# longer runs: scripts/fuzz.sh SECONDS).
+checks fuzz scripts/fuzz.sh 20
 # ThreadSanitizer: Criterion needs tests/tsan/criterion_arena.c (linked in
 # by CMake) to place its shared arenas.  Loop counts are divided by 20:
 # TSan keeps state per fiber, and a million of them exhaust the address

@@ -50,14 +50,29 @@ Test(stream_mem, take_peek_delim_discard_and_the_end)
     cr_assert_eq(weft_reader_fill_more(&r), 0);
 }
 
-Test(stream_mem, a_request_larger_than_the_buffer_is_refused)
+Test(stream_mem, more_than_there_is_is_the_end_of_the_stream)
 {
     weft_reader r;
     weft_reader_init_mem(&r, "abc", 3);
     const void *p;
-    cr_assert_eq(weft_reader_fill(&r, 4), -EINVAL);
-    cr_assert_eq(weft_reader_peek(&r, 4, &p), -EINVAL);
+    cr_assert_eq(weft_reader_fill(&r, 4), 3);
+    cr_assert_eq(weft_reader_peek(&r, 4, &p), -ENODATA);
     cr_assert_eq(weft_reader_buffered(&r), 3, "nothing consumed");
+}
+
+Test(stream, a_request_larger_than_the_buffer_is_EINVAL)
+{
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    char buf[8];
+    weft_reader r;
+    weft_reader_init(&r, weft_blocking_io(), sv[0], buf, sizeof buf);
+    const void *p;
+    cr_assert_eq(weft_reader_fill(&r, 9), -EINVAL);
+    cr_assert_eq(weft_reader_peek(&r, 9, &p), -EINVAL);
+    cr_assert_eq(weft_reader_take(&r, 9, &p), -EINVAL);
+    close(sv[0]);
+    close(sv[1]);
 }
 
 /* ---- over a socket, on every Io ------------------------------------------ */

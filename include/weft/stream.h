@@ -56,7 +56,8 @@ static inline size_t weft_reader_buffered(const weft_reader *r)
 
 /* Reads until at least n bytes are buffered (n <= cap).  Returns the
    number buffered (>= n), or fewer when the stream ended first (0: ended
-   with nothing buffered), or a negative errno (-EINVAL: n > cap). */
+   with nothing buffered), or a negative errno (-EINVAL: n > cap on a
+   stream that has not ended). */
 WEFT_API ssize_t weft_reader_fill(weft_reader *r, size_t n);
 
 /* Reads once more into the buffer, however much the fd gives (the buffer

@@ -65,7 +65,9 @@ WEFT_API ssize_t weft_reader_fill(weft_reader *r, size_t n)
 {
     if (r->err)
         return r->err;
-    if (n > r->cap)
+    /* More than the buffer holds can never be had -- unless the stream
+       has ended, and then the answer is what there is. */
+    if (n > r->cap && !r->eof)
         return -EINVAL;
     if (r->cap - r->start < n && !r->eof) /* (a reader over memory is at eof) */
         compact(r);
