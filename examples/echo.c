@@ -12,6 +12,7 @@
 #include <weft/weft.h>
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,7 +112,13 @@ int main(int argc, char **argv)
         weft_event_loop_deinit(el);
         return 1;
     }
-    fprintf(stderr, "weft-echo: listening on %s:%s\n", host ? host : "*", port);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    int bound = 0;
+    if (getsockname(sv.listener, (struct sockaddr *)&ss, &sl) == 0)
+        bound = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                               : ((struct sockaddr_in *)&ss)->sin_port);
+    fprintf(stderr, "weft-echo: listening on %s:%d\n", host ? host : "*", bound);
 
     weft_future *acceptor = weft_async(io, accept_loop, &svp, sizeof svp, 0);
     struct signalfd_siginfo si;

@@ -108,6 +108,9 @@ if configure gcc -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=gcc; then
         build/gcc/tests/weft_tests
     # The example servers, with real clients.
     checks http tests/servers/http.sh build/gcc/examples
+    # 10,000 connections coming and going badly for 60 s against each server:
+    # nothing lost, nothing growing.  (Longer: tests/soak/run.sh build/gcc SECONDS.)
+    checks soak tests/soak/run.sh build/gcc 60 10000
     # The ABI: libweft.so exports the headers' WEFT_API functions and nothing else.
     checks abi tests/abi/exports.sh build/gcc/libweft.so include/weft
     # A prefix with a space in it: consumers' paths often have one.

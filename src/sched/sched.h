@@ -370,13 +370,12 @@ static inline bool weft__cancel_is_requested(const weft__task *t)
 int weft__ring_init(weft__worker *w, unsigned entries);
 void weft__ring_fini(weft__worker *w);
 /* Submits what is queued and handles completions.  wait: block until at
-   least one completion arrives.  Returns the tasks whose operations
-   completed (linked through ->link, in completion order), for the
-   scheduler to make runnable, as Go's netpoll returns a list. */
-weft__task *weft__ring_poll(weft__worker *w, bool wait);
-/* Gives back the tail of a list poll returned (no room for it now): the
-   next poll returns it first. */
-void weft__ring_unpoll(weft__worker *w, weft__task *list);
+   least one completion arrives.  The tasks whose operations completed
+   wait in the ring's list, in completion order, for the scheduler to take
+   them with weft__ring_take (as Go's netpoll hands back a list). */
+void weft__ring_poll(weft__worker *w, bool wait);
+/* The first task of that list, removed from it, or NULL. */
+weft__task *weft__ring_take(weft__worker *w);
 /* Has w anything in flight or queued that poll would need to look at? */
 bool weft__ring_busy(weft__worker *w);
 /* Has w anything to submit or reap now (operations in flight aside)? */
