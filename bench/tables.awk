@@ -17,6 +17,7 @@ function label(r, b) {
     if (r == "go" && b == "mutex") return "Go sync.Mutex"
     if (r == "go" && b == "queue") return "Go chan int64, 64 slots"
     if (r == "go" && b == "pingpong") return "Go chan int64, 1 slot each"
+    if (r == "go_1" && b == "pingpong") return "Go chan int64, 1 slot each, GOMAXPROCS=1"
     if (r == "weft_1") return "weft, 1 worker"
     if (r == "weft_all") return "weft, " cpus " workers"
     if (r == "pthread") return "pthread create/join"
