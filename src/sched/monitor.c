@@ -71,8 +71,7 @@ static void worker_stats(weft__sched *s, weft__worker *w, weft_worker_stats *o)
 {
     memset(o, 0, sizeof *o);
     o->runs = LOAD(w->runs);
-    /* ids counts spawns; the main task is not one. */
-    o->spawned = w->ids; /* written by w alone; a torn read is impossible on 64-bit */
+    o->spawned = LOAD(w->spawned);
     o->finished = LOAD(w->finished);
     o->steals = LOAD(w->steals);
     o->stolen = LOAD(w->stolen);

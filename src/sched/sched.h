@@ -142,6 +142,7 @@ struct __attribute__((aligned(64))) weft__worker {
     /* More of the same, for weft_event_loop_stats and the monitor
        (monitor.c): counted with weft__count. */
     _Atomic uint64_t runs;      /* switches into a task */
+    _Atomic uint64_t spawned;   /* tasks started here */
     _Atomic uint64_t finished;  /* tasks that ended here */
     _Atomic uint64_t steals;    /* steals that took something */
     _Atomic uint64_t stolen;    /* tasks they took */
