@@ -400,10 +400,11 @@ static void finish(struct tp_task *t)
         return;
     }
     weft__bucket *b = weft__park_lock(t);
-    atomic_store_explicit(&t->done, 1, memory_order_release);
     struct selector *s = t->sel;
     t->sel = NULL;
     bool wake = s && !atomic_exchange_explicit(&s->claimed, 1, memory_order_acq_rel);
+    /* The last touch of t: an await that sees done may free it at once. */
+    atomic_store_explicit(&t->done, 1, memory_order_release);
     weft__park_unlock(b);
     if (wake)
         weft__waiter_wake(&s->w);
