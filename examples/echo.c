@@ -91,11 +91,13 @@ static const char *loop_error(int rc, char *buf, size_t len)
         if (rc == -ENOSYS)
             snprintf(buf, len, "this kernel has no io_uring (%s)", strerror(-rc));
         else if (v != '0')
-            snprintf(buf, len, "io_uring is disabled by the sysctl kernel.io_uring_disabled=%c (%s)",
-                     v, strerror(-rc));
+            snprintf(buf, len,
+                     "io_uring is disabled by the sysctl kernel.io_uring_disabled=%c (%s)", v,
+                     strerror(-rc));
         else
-            snprintf(buf, len, "io_uring is not permitted here, by a seccomp filter or a "
-                               "container's policy (%s)",
+            snprintf(buf, len,
+                     "io_uring is not permitted here, by a seccomp filter or a "
+                     "container's policy (%s)",
                      strerror(-rc));
         return buf;
     }

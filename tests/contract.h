@@ -77,8 +77,8 @@ static inline void contract_run(const struct impl *im, contract_body *body)
 /* For bodies that need fn to run beside them (NEEDS_CONCURRENCY):
    weft_async may run fn inline, and the thread pool does once max_threads
    are busy, so these ask for concurrency and fail the test without it. */
-static inline weft_future *test_spawn(weft_io io, weft_task_fn *fn, const void *ctx,
-                                      size_t ctx_len, size_t result_len)
+static inline weft_future *test_spawn(weft_io io, weft_task_fn *fn, const void *ctx, size_t ctx_len,
+                                      size_t result_len)
 {
     weft_future *f = NULL;
     int rc = weft_concurrent(io, &f, fn, ctx, ctx_len, result_len);

@@ -13,7 +13,6 @@
 #include "../sched/sched.h"
 #include "sys.h"
 
-
 #include <weft/weft.h>
 
 #include <errno.h>

@@ -252,7 +252,8 @@ int weft__sys_ready(int fd, short events, int64_t deadline, const weft__sys_canc
             ts.tv_nsec = left % 1000000000;
             tp = &ts;
         }
-        struct pollfd p[2] = {{.fd = fd, .events = events}, {.fd = c ? c->fd : -1, .events = POLLIN}};
+        struct pollfd p[2] = {{.fd = fd, .events = events},
+                              {.fd = c ? c->fd : -1, .events = POLLIN}};
         int n = ppoll(p, 2, tp, NULL);
         if (n < 0 && errno != EINTR)
             break; /* the call reports it */
@@ -276,7 +277,8 @@ static bool never_waits(int fd)
 {
     int saved = errno;
     struct stat st;
-    bool r = fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) || S_ISDIR(st.st_mode));
+    bool r =
+        fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) || S_ISDIR(st.st_mode));
     errno = saved;
     return r;
 }

@@ -125,11 +125,11 @@ struct tp_task {
     uint64_t id;
     uint32_t flags;
     size_t result_off, result_len, cap;
-    struct tp_thread *thread;  /* where it runs: whose eventfd a cancel writes */
-    _Atomic uint32_t done;     /* set under the bucket lock of the task */
-    _Atomic uint32_t cancel;   /* the cancel word */
-    struct selector *sel;      /* under the bucket lock of the task */
-    weft_group *group;         /* members: linked under the group's bucket lock */
+    struct tp_thread *thread; /* where it runs: whose eventfd a cancel writes */
+    _Atomic uint32_t done;    /* set under the bucket lock of the task */
+    _Atomic uint32_t cancel;  /* the cancel word */
+    struct selector *sel;     /* under the bucket lock of the task */
+    weft_group *group;        /* members: linked under the group's bucket lock */
     struct tp_task *gprev, *gnext, *next;
     bool gcanceled;
     _Alignas(64) unsigned char data[];
