@@ -41,7 +41,7 @@ echo_server() {
         bench/peers/build.sh build/release/peers
         bench/peers/run.sh build/release/peers
     } >build/bench-lines.txt
-    awk -v cpus="$(nproc)" -v only="spawn_await skynet yield" -f bench/tables.awk build/bench-lines.txt
+    awk -v cpus="$(nproc)" -v only="spawn_await skynet skynet_100k yield" -f bench/tables.awk build/bench-lines.txt
     echo "## Synchronisation: weft against threads, Boost.Fiber and Go"
     echo
     echo "2,000,000 lock+unlock pairs, 2,000,000 queued elements and 200,000 round trips per"

@@ -2,8 +2,8 @@
 /*
  * Files, directories, sockets, cancellation and deadlines, written once
  * against weft_io and run on the event loop (1, 2 and 4 workers, with the
- * offload threads forced, and on the oldest ring paths) and on the
- * blocking Io.
+ * offload threads forced, and on the oldest ring paths), on the thread
+ * pool (1, 4 and 64 threads) and on the blocking Io.
  */
 #include "contract.h"
 
@@ -28,8 +28,8 @@
 #define MS   1000000LL
 #define HOUR (3600LL * 1000000000LL)
 
-static const struct impl impl_offload = {"event_loop/offload", 2};
-static const struct impl impl_compat = {"event_loop/compat", 2};
+static const struct impl impl_offload = {"event_loop/offload", 2, false};
+static const struct impl impl_compat = {"event_loop/compat", 2, false};
 
 /* CONTRACT's implementations, and the event loop's offload and compat
    paths. */
@@ -40,6 +40,9 @@ static const struct impl impl_compat = {"event_loop/compat", 2};
     CONTRACT_ON(suite, event_loop_4, name, secs, impl_el4, (void)0)                                \
     CONTRACT_ON(suite, offload, name, secs, impl_offload, setenv("WEFT_URING_OFFLOAD", "1", 1))    \
     CONTRACT_ON(suite, compat, name, secs, impl_compat, setenv("WEFT_URING_COMPAT", "1", 1))       \
+    CONTRACT_ON(suite, thread_pool_1, name, secs, impl_tp1, (void)0)                               \
+    CONTRACT_ON(suite, thread_pool_4, name, secs, impl_tp4, (void)0)                               \
+    CONTRACT_ON(suite, thread_pool_64, name, secs, impl_tp64, (void)0)                             \
     CONTRACT_ON(suite, blocking, name, secs, impl_blocking, (void)0)                               \
     static void name##_body(weft_io io, const struct impl *im)
 
@@ -348,7 +351,7 @@ IO_CONTRACT(sockets, hundreds_of_tcp_connections_echo_every_byte, 120)
         int fd = weft_tcp_connect(io, "127.0.0.1", ps);
         cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
         struct conn_ctx c = {fd, 20, &bytes};
-        weft_group_async(io, &g, client, &c, sizeof c);
+        test_group_spawn(io, &g, client, &c, sizeof c);
     }
     weft_group_wait(io, &g);
     weft_await(io, a, NULL);
