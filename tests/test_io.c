@@ -971,3 +971,59 @@ Test(sockets, listening_on_every_address_takes_ipv4_under_bindv6only, .timeout =
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit %d: %s", WEXITSTATUS(st), out);
     cr_assert(strstr(out, "ok") != NULL, "%s", out);
 }
+
+/* Each kind of wait that gives nothing to poll still honours a deadline:
+   a FIFO with no reader, a UNIX listener whose backlog is full, and a
+   recv with MSG_WAITALL, which returns what came. */
+IO_CONTRACT(deadline, waits_with_nothing_to_poll_time_out, 30)
+{
+    (void)im;
+    char dir[64];
+    int dfd = tmp_dir(dir, sizeof dir);
+    char path[128];
+    snprintf(path, sizeof path, "%s/fifo", dir);
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    weft_deadline_set(io, now_ns() + 30 * MS);
+    int fd = weft_open(io, AT_FDCWD, path, O_WRONLY, 0);
+    weft_deadline_set(io, WEFT_NO_DEADLINE);
+    cr_assert_eq(fd, -ETIMEDOUT, "open of a FIFO with no reader: %d", fd);
+
+    snprintf(path, sizeof path, "%s/sock", dir);
+    int l = weft_unix_listen(io, path, 0);
+    cr_assert_geq(l, 0);
+    /* Fill the backlog (0 admits one or two), then one more must wait. */
+    int c[4];
+    int n = 0;
+    for (; n < 4; n++) {
+        c[n] = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
+        strcpy(a.sun_path, path);
+        if (connect(c[n], (struct sockaddr *)&a, sizeof a) != 0) {
+            close(c[n]);
+            break;
+        }
+    }
+    cr_assert_lt(n, 4, "the backlog never filled");
+    weft_deadline_set(io, now_ns() + 30 * MS);
+    int s = weft_unix_connect(io, path);
+    weft_deadline_set(io, WEFT_NO_DEADLINE);
+    cr_assert_eq(s, -ETIMEDOUT, "connect to a full listener: %d", s);
+    for (int i = 0; i < n; i++)
+        close(c[i]);
+    weft_close(io, l);
+    unlink(path);
+
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    cr_assert_eq(send(sv[1], "abc", 3, 0), 3);
+    char buf[16];
+    weft_deadline_set(io, now_ns() + 30 * MS);
+    ssize_t got = weft_recv(io, sv[0], buf, sizeof buf, MSG_WAITALL);
+    weft_deadline_set(io, WEFT_NO_DEADLINE);
+    cr_assert(got == 3 || got == -ETIMEDOUT, "recv MSG_WAITALL: %zd", got);
+    close(sv[0]);
+    close(sv[1]);
+    snprintf(path, sizeof path, "%s/fifo", dir);
+    unlink(path);
+    rm_dir(dir, dfd);
+}

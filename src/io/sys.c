@@ -375,10 +375,29 @@ static int64_t rw_until(weft_op *op, int64_t deadline, const weft__sys_cancel *c
     }
 }
 
-/* connect: non-blocking, then wait for writability and read SO_ERROR. */
+/* Waits a millisecond, or less if the deadline comes first: for calls
+   that give nothing to poll (a full UNIX listener, a FIFO with no reader
+   yet).  -ETIMEDOUT, -ECANCELED, or 0. */
+static int nap(int64_t deadline, const weft__sys_cancel *c)
+{
+    int64_t soon = mono_now() + 1000000;
+    int r = weft__sys_ready(-1, 0, soon < deadline ? soon : deadline, c);
+    if (r == -ETIMEDOUT && soon < deadline)
+        return 0;
+    return r;
+}
+
+/* connect: non-blocking, then wait for writability and read SO_ERROR.  A
+   UNIX socket whose listener's backlog is full says EAGAIN, and gives
+   nothing to poll: then it is tried again every millisecond. */
 static int64_t connect_until(weft_op *op, int64_t deadline, const weft__sys_cancel *c)
 {
-    int64_t rc = call_nonblocking(op);
+    int64_t rc;
+    while ((rc = call_nonblocking(op)) == -EAGAIN) {
+        int w = nap(deadline, c);
+        if (w < 0)
+            return w;
+    }
     if (rc != -EINPROGRESS)
         return rc;
     rc = weft__sys_ready(op->fd, POLLOUT, deadline, c);
@@ -391,6 +410,38 @@ static int64_t connect_until(weft_op *op, int64_t deadline, const weft__sys_canc
     return rc;
 }
 
+/* open: a FIFO's open waits for its other end, which nothing can poll
+   for.  It is opened non-blocking instead (a reader's open then succeeds
+   at once, a writer's fails with ENXIO while there is no reader, and is
+   tried again every millisecond), then made blocking again if that was
+   asked. */
+static int64_t open_until(weft_op *op, int64_t deadline, const weft__sys_cancel *c)
+{
+    int saved = errno;
+    struct stat st;
+    bool fifo = fstatat(op->fd, op->path, &st, 0) == 0 && S_ISFIFO(st.st_mode);
+    errno = saved;
+    if (!fifo || (op->flags & O_NONBLOCK))
+        return weft__sys_operate(op);
+    weft_op o = *op;
+    o.flags |= O_NONBLOCK;
+    for (;;) {
+        int64_t fd = weft__sys_operate(&o);
+        if (fd >= 0) {
+            int fl = fcntl((int)fd, F_GETFL);
+            if (fl >= 0)
+                fcntl((int)fd, F_SETFL, fl & ~O_NONBLOCK);
+            errno = saved;
+            return fd;
+        }
+        if (fd != -ENXIO)
+            return fd;
+        int w = nap(deadline, c);
+        if (w < 0)
+            return w;
+    }
+}
+
 int64_t weft__sys_operate_until(weft_op *op, int64_t deadline, const weft__sys_cancel *c)
 {
     if (op->code == WEFT_OP_CLOSE || (!c && deadline == INT64_MAX))
@@ -400,6 +451,8 @@ int64_t weft__sys_operate_until(weft_op *op, int64_t deadline, const weft__sys_c
     if (deadline != INT64_MAX && mono_now() >= deadline)
         return -ETIMEDOUT;
     int64_t r = weft__op_check(op);
+    if (r == 0 && op->code == WEFT_OP_OPEN)
+        return open_until(op, deadline, c); /* op->fd is a directory, maybe AT_FDCWD */
     if (r < 0 || op->fd < 0)
         return weft__sys_operate(op); /* its error, as the plain call gives it */
     switch (op->code) {

@@ -282,7 +282,7 @@ static void check_stalls(weft__sched *s, struct watch *wt, int64_t now)
            is not stalled by its task: it must have computed for most of
            the time, or be blocked in a system call. */
         int64_t cpu = cpu_ns(w);
-        bool computing = cpu >= 0 && wt[i].cpu >= 0 && cpu - wt[i].cpu >= held / 2;
+        bool computing = cpu >= 0 && wt[i].cpu >= 0 && cpu - wt[i].cpu >= held / 4;
         bool blocked = !computing && blocked_in_kernel(w);
         if (!computing && !blocked)
             continue;
