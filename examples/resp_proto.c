@@ -320,8 +320,8 @@ static int read_bulk(weft_reader *r, resp_request *req, size_t len)
 static int read_multibulk(weft_reader *r, resp_request *req, long long count)
 {
     for (long long i = 0; i < count; i++) {
-        const char *line;
-        size_t len;
+        const char *line = NULL;
+        size_t len = 0;
         int rc = take_line(r, &line, &len);
         if (rc == -ENOBUFS)
             return proto_error(req, "Protocol error: too big bulk count string");
@@ -352,8 +352,8 @@ int resp_read_request(weft_reader *r, resp_request *req)
         req->argc = 0;
         req->store_len = 0;
         req->err[0] = '\0';
-        const char *line;
-        size_t len;
+        const char *line = NULL;
+        size_t len = 0;
         int rc = take_line(r, &line, &len);
         if (rc == -ENOBUFS) {
             const void *p;
