@@ -818,6 +818,10 @@ static void cmd_info(struct cmd *c)
     if (keys && n > 0 && (size_t)n < sizeof buf)
         n += snprintf(buf + n, sizeof buf - (size_t)n, "db0:keys=%zu,expires=%zu,avg_ttl=0\r\n",
                       keys, expires);
+    if (n < 0)
+        n = 0;
+    if ((size_t)n >= sizeof buf)
+        n = (int)sizeof buf - 1;
     resp_reply_bulk(c->w, buf, (size_t)n);
 }
 
