@@ -414,7 +414,10 @@ static void cmd_set(struct cmd *c)
         else if (more && !unit && !(flags & SET_KEEPTTL) &&
                  (arg_is(c, i, "EX") || arg_is(c, i, "PX") || arg_is(c, i, "EXAT") ||
                   arg_is(c, i, "PXAT"))) {
-            unit = arg_is(c, i, "EX") ? 'e' : arg_is(c, i, "PX") ? 'p' : arg_is(c, i, "EXAT") ? 'E' : 'P';
+            unit = arg_is(c, i, "EX")     ? 'e'
+                   : arg_is(c, i, "PX")   ? 'p'
+                   : arg_is(c, i, "EXAT") ? 'E'
+                                          : 'P';
             when_arg = ++i;
         } else {
             reply_syntax(c);
@@ -758,7 +761,10 @@ static void cmd_command(struct cmd *c);
 static void cmd_config(struct cmd *c)
 {
     static const char *const settings[][2] = {
-        {"save", ""}, {"appendonly", "no"}, {"databases", "1"}, {"maxmemory", "0"},
+        {"save", ""},
+        {"appendonly", "no"},
+        {"databases", "1"},
+        {"maxmemory", "0"},
         {"proto-max-bulk-len", "536870912"},
     };
     const size_t nsettings = sizeof settings / sizeof settings[0];
@@ -834,14 +840,14 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"get", 2, cmd_get},         {"set", -3, cmd_set},           {"ping", -1, cmd_ping},
-    {"incr", 2, cmd_incr},       {"del", -2, cmd_del},           {"exists", -2, cmd_exists},
-    {"mget", -2, cmd_mget},      {"mset", -3, cmd_mset},         {"echo", 2, cmd_echo},
-    {"decr", 2, cmd_decr},       {"incrby", 3, cmd_incrby},      {"decrby", 3, cmd_decrby},
-    {"expire", -3, cmd_expire},  {"pexpire", -3, cmd_pexpire},   {"ttl", 2, cmd_ttl},
-    {"pttl", 2, cmd_pttl},       {"dbsize", 1, cmd_dbsize},      {"flushall", -1, cmd_flushall},
-    {"select", 2, cmd_select},   {"quit", -1, cmd_quit},         {"command", -1, cmd_command},
-    {"config", -2, cmd_config},  {"info", -1, cmd_info},
+    {"get", 2, cmd_get},        {"set", -3, cmd_set},         {"ping", -1, cmd_ping},
+    {"incr", 2, cmd_incr},      {"del", -2, cmd_del},         {"exists", -2, cmd_exists},
+    {"mget", -2, cmd_mget},     {"mset", -3, cmd_mset},       {"echo", 2, cmd_echo},
+    {"decr", 2, cmd_decr},      {"incrby", 3, cmd_incrby},    {"decrby", 3, cmd_decrby},
+    {"expire", -3, cmd_expire}, {"pexpire", -3, cmd_pexpire}, {"ttl", 2, cmd_ttl},
+    {"pttl", 2, cmd_pttl},      {"dbsize", 1, cmd_dbsize},    {"flushall", -1, cmd_flushall},
+    {"select", 2, cmd_select},  {"quit", -1, cmd_quit},       {"command", -1, cmd_command},
+    {"config", -2, cmd_config}, {"info", -1, cmd_info},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -1074,8 +1080,7 @@ static void close_io(struct io_handle *h)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: weft-resp [--port N] [--host H] [--threads N] [--io event_loop]\n");
+    fprintf(stderr, "usage: weft-resp [--port N] [--host H] [--threads N] [--io event_loop]\n");
     exit(2);
 }
 

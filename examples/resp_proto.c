@@ -216,12 +216,24 @@ int resp_split_inline(resp_request *req, const char *line, size_t len)
                 } else if (*p == '\\' && end - p >= 2) {
                     p++;
                     switch (*p) {
-                    case 'n': c = '\n'; break;
-                    case 'r': c = '\r'; break;
-                    case 't': c = '\t'; break;
-                    case 'b': c = '\b'; break;
-                    case 'a': c = '\a'; break;
-                    default: c = *p; break;
+                    case 'n':
+                        c = '\n';
+                        break;
+                    case 'r':
+                        c = '\r';
+                        break;
+                    case 't':
+                        c = '\t';
+                        break;
+                    case 'b':
+                        c = '\b';
+                        break;
+                    case 'a':
+                        c = '\a';
+                        break;
+                    default:
+                        c = *p;
+                        break;
                     }
                 } else if (*p == '"') {
                     /* A closing quote must end the argument. */

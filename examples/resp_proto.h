@@ -38,7 +38,7 @@
 
 typedef struct resp_request {
     int argc;
-    char **argv;  /* argv[i]: argl[i] bytes, then a NUL */
+    char **argv; /* argv[i]: argl[i] bytes, then a NUL */
     size_t *argl;
     /* What the request owns, kept from one request to the next. */
     size_t args_cap;

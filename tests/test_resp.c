@@ -206,8 +206,13 @@ Test(resp_parse, a_large_bulk_arrives_whole)
 
 Test(resp_parse, truncated_requests_are_ENODATA_and_a_clean_end_is_0)
 {
-    static const char *const cut[] = {"*2\r\n$3\r\nGET\r\n", "*1\r\n$4\r\nPI", "*1\r\n$4\r\nPING",
-                                      "*1\r\n$4\r\nPING\r", "*1\r\n", "*1", "PING"};
+    static const char *const cut[] = {"*2\r\n$3\r\nGET\r\n",
+                                      "*1\r\n$4\r\nPI",
+                                      "*1\r\n$4\r\nPING",
+                                      "*1\r\n$4\r\nPING\r",
+                                      "*1\r\n",
+                                      "*1",
+                                      "PING"};
     for (size_t i = 0; i < sizeof cut / sizeof cut[0]; i++) {
         resp_request req;
         resp_request_init(&req);
