@@ -20,6 +20,15 @@ if [ ! -x "$bin" ]; then
     report built 1 "no $bin"
     finish
 fi
+# --io names the Io; thread_pool is not wired in yet: a clear error, status 2.
+got=$(timeout 10 "$bin" --port 0 --io thread_pool 2>&1)
+rc=$?
+[ $rc -eq 2 ] && [[ $got == *"thread_pool"* ]]
+report io_thread_pool_refused $? "exit $rc" "$got"
+timeout 10 "$bin" --port 0 --bogus >/dev/null 2>&1
+rc=$?
+[ $rc -eq 2 ]
+report bad_flag_exits_2 $? "exit $rc"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"; [ -n "${server_pid:-}" ] && kill -KILL "$server_pid" 2>/dev/null' EXIT
 log=$tmp/server.log
