@@ -112,6 +112,10 @@ start_server() {
     return 1
 }
 
+# cpu_ticks PID: the user and system CPU time PID has used, in clock ticks.
+hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null; }
+
 load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
 declare -A state # key -> "not built", "not installed", "failed to start"
 for round in $(seq "$runs"); do
@@ -131,15 +135,22 @@ for round in $(seq "$runs"); do
         for p in 1 16; do
             n=$n1
             [ "$p" -eq 16 ] && n=$n16
+            cpu0=$(cpu_ticks "$pid")
             timeout 300 redis-benchmark -h 127.0.0.1 -p "$port" -t ping,set,get -c $conns -n "$n" \
                 -P "$p" --csv >"$logs/client.out" 2>>"$log"
             rc=$?
+            cpu1=$(cpu_ticks "$pid")
             cat "$logs/client.out" >>"$log"
             # "PING_INLINE","97087.38","0.279","0.016","0.255","0.431","0.567","1.247"
             got=$(awk -F'"' -v key="$key" -v p="$p" 'NF >= 16 && $2 != "test" {
                 printf "%s %s %s rps=%s p50=%s p99=%s\n", key, p, $2, $4, $10, $14 }' "$logs/client.out")
             if [ "$rc" -eq 0 ] && [ -n "$got" ]; then
                 echo "$got" >>"$lines"
+                # The server's CPU time (user + system) per request, in µs,
+                # over the 4 tests of this run.
+                [ -n "$cpu0" ] && [ -n "$cpu1" ] &&
+                    echo "$key $p CPU us=$(awk -v t=$((cpu1 - cpu0)) -v hz="$hz" -v n="$n" \
+                        'BEGIN { printf "%.2f", t * 1e6 / hz / (4 * n) }')" >>"$lines"
             else
                 echo "$key $p error (redis-benchmark exit $rc)" >>"$lines"
             fi
@@ -166,7 +177,7 @@ for p in 1 16; do
                 for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
             return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
         }
-        $2 != p { next }
+        $2 != p || $3 == "CPU" { next }
         $3 == "error" { bad[$1]++; next }
         {
             if (!($3 in seen)) { seen[$3] = 1; tests[++nt] = $3 }
@@ -215,6 +226,33 @@ for p in 1 16; do
             printf "\n"
         }' "$lines"
 done
+# The servers' CPU time per request: what a request costs the server,
+# whatever share of the CPUs it got.
+# shellcheck disable=SC2016  # awk program
+awk -v keys="${keys[*]}" -v labels="$(printf '%s\n' "${labels[@]}")" '
+    function median(s,    v, n, i, j, t) {
+        n = split(s, v, " ")
+        for (i = 2; i <= n; i++)
+            for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+        return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+    }
+    $3 == "CPU" { split($4, kv, "="); cpu[$1, $2] = cpu[$1, $2] " " kv[2]; any = 1 }
+    END {
+        if (!any)
+            exit
+        nk = split(keys, k, " ")
+        split(labels, lab, "\n")
+        printf "### Server CPU time per request\n\n"
+        printf "User + system CPU time of the server process over all four tests of a run,\n"
+        printf "divided by the requests (/proc/PID/stat), in µs; medians over the rounds.\n\n"
+        printf "| server | -P 1 | -P 16 |\n|---|---:|---:|\n"
+        for (i = 1; i <= nk; i++)
+            if ((k[i], 1) in cpu || (k[i], 16) in cpu)
+                printf "| %s | %s | %s |\n", lab[i],
+                    ((k[i], 1) in cpu) ? sprintf("%.2f", median(cpu[k[i], 1])) : "-",
+                    ((k[i], 16) in cpu) ? sprintf("%.2f", median(cpu[k[i], 16])) : "-"
+        printf "\n"
+    }' "$lines"
 rm -f "$logs/client.out"
 notes=$(
     for k in "${keys[@]}"; do
