@@ -103,6 +103,12 @@ checks license tests/license/check.sh "$root"
 
 if configure gcc -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=gcc; then
     suite gcc build/gcc/tests/weft_tests
+    # weft-resp against redis-cli, redis-benchmark and raw sockets.
+    if command -v redis-cli >/dev/null 2>&1; then
+        checks resp tests/servers/resp.sh build/gcc/examples
+    else
+        echo "== test resp: skipped (no redis-cli; Debian: redis-tools)"
+    fi
     # valgrind runs the same binary, with loop counts divided by 20.
     suite valgrind env WEFT_TEST_SCALE=20 valgrind -q --trace-children=yes --error-exitcode=99 \
         build/gcc/tests/weft_tests
