@@ -13,6 +13,8 @@
  * it cleanly: the listener closes, open connections get 5 seconds to
  * finish, then they are canceled, and the Io is torn down.
  */
+#include "runtime.h"
+
 #include <weft/weft.h>
 
 #include <errno.h>
@@ -78,34 +80,6 @@ static void usage(void)
     exit(2);
 }
 
-/* Why weft_event_loop_init failed, in words. */
-static const char *loop_error(int rc, char *buf, size_t len)
-{
-    if (rc == -EPERM || rc == -ENOSYS) {
-        int fd = open("/proc/sys/kernel/io_uring_disabled", O_RDONLY | O_CLOEXEC);
-        char v = '0';
-        if (fd >= 0) {
-            if (read(fd, &v, 1) != 1)
-                v = '0';
-            close(fd);
-        }
-        if (rc == -ENOSYS)
-            snprintf(buf, len, "this kernel has no io_uring (%s)", strerror(-rc));
-        else if (v != '0')
-            snprintf(buf, len,
-                     "io_uring is disabled by the sysctl kernel.io_uring_disabled=%c (%s)", v,
-                     strerror(-rc));
-        else
-            snprintf(buf, len,
-                     "io_uring is not permitted here, by a seccomp filter or a "
-                     "container's policy (%s)",
-                     strerror(-rc));
-        return buf;
-    }
-    snprintf(buf, len, "%s", strerror(-rc));
-    return buf;
-}
-
 int main(int argc, char **argv)
 {
     const char *port = "7000", *host = NULL;
@@ -121,10 +95,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--threads"))
             threads = (unsigned)atoi(argv[++i]);
         else if (!strcmp(argv[i], "--io")) {
-            const char *v = argv[++i];
-            if (!strcmp(v, "thread_pool"))
-                pool = true;
-            else if (strcmp(v, "event_loop"))
+            if (!runtime_parse(argv[++i], &pool))
                 usage();
         } else
             usage();
@@ -144,49 +115,20 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    weft_event_loop *el = NULL;
-    weft_thread_pool *tp = NULL;
-    weft_io io;
-    if (!pool) {
-        weft_event_loop_options o = {.threads = threads};
-        int rc = weft_event_loop_init(&el, &o);
-        if (rc < 0) {
-            char why[256];
-            fprintf(stderr, "weft-echo: weft_event_loop_init: %s; using the thread pool instead\n",
-                    loop_error(rc, why, sizeof why));
-            pool = true;
-        }
-    }
-    if (pool) {
-        weft_thread_pool_options o = {.max_threads = threads};
-        int rc = weft_thread_pool_init(&tp, &o);
-        if (rc < 0) {
-            fprintf(stderr, "weft-echo: weft_thread_pool_init: %s\n", strerror(-rc));
-            return 1;
-        }
-        io = weft_thread_pool_io(tp);
-    } else {
-        io = weft_event_loop_io(el);
-    }
+    struct runtime rt;
+    if (runtime_open(&rt, "weft-echo", pool, threads) < 0)
+        return 1;
+    weft_io io = rt.io;
     struct server sv = {-1, WEFT_GROUP_INIT}, *svp = &sv;
     sv.listener = weft_tcp_listen(io, host, port, 4096);
     if (sv.listener < 0) {
         fprintf(stderr, "weft-echo: listen on %s:%s: %s\n", host ? host : "*", port,
                 strerror(-sv.listener));
-        if (el)
-            weft_event_loop_deinit(el);
-        else
-            weft_thread_pool_deinit(tp);
+        runtime_close(&rt);
         return 1;
     }
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    int bound = 0;
-    if (getsockname(sv.listener, (struct sockaddr *)&ss, &sl) == 0)
-        bound = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                               : ((struct sockaddr_in *)&ss)->sin_port);
-    fprintf(stderr, "weft-echo (%s): listening on %s:%d\n", pool ? "thread pool" : "event loop",
-            host ? host : "*", bound);
+    fprintf(stderr, "weft-echo (%s): listening on %s:%d\n", runtime_name(&rt), host ? host : "*",
+            runtime_port(sv.listener));
 
     weft_future *acceptor;
     int rc = weft_concurrent(io, &acceptor, accept_loop, &svp, sizeof svp, 0);
@@ -208,10 +150,7 @@ int main(int argc, char **argv)
     weft_group_wait(io, &sv.conns); /* past the deadline: cancels the rest */
     weft_deadline_set(io, WEFT_NO_DEADLINE);
     weft_group_cancel(io, &sv.conns);
-    if (el)
-        weft_event_loop_deinit(el);
-    else
-        weft_thread_pool_deinit(tp);
+    runtime_close(&rt);
     close(sfd);
     return 0;
 }

@@ -2,8 +2,8 @@
 /*
  * weft-http: an HTTP/1.1 server, a task per connection.
  *
- *   weft-http [--port N] [--host H] [--threads N] [--root DIR]
- *             [--idle-timeout MS] [--head-timeout MS]
+ *   weft-http [--port N] [--host H] [--threads N] [--io event_loop|thread_pool]
+ *             [--root DIR] [--idle-timeout MS] [--head-timeout MS]
  *
  * GET /plaintext answers "Hello, World!" and GET /json a small JSON object
  * (TechEmpower's two simplest tests, with Date and Server headers).  With
@@ -21,6 +21,7 @@
  * in progress finish (10 s at most), exit 0.
  */
 #include "http_parse.h"
+#include "runtime.h"
 
 #include <weft/stream.h>
 #include <weft/sync.h>
@@ -415,15 +416,19 @@ static void accept_loop(weft_io io, void *ctx, void *result)
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        /* A task of its own (on the thread pool, weft_group_async would
+           run it inline once the pool is busy, and nobody would accept). */
         struct conn_ctx cc = {sv, fd};
-        weft_group_async(io, &sv->group, serve, &cc, sizeof cc);
+        if (weft_group_concurrent(io, &sv->group, serve, &cc, sizeof cc) < 0)
+            weft_close(io, fd);
     }
 }
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: weft-http [--port N] [--host H] [--threads N] [--root DIR]\n"
-                    "                 [--idle-timeout MS] [--head-timeout MS]\n");
+    fprintf(stderr, "usage: weft-http [--port N] [--host H] [--threads N] "
+                    "[--io event_loop|thread_pool]\n"
+                    "                 [--root DIR] [--idle-timeout MS] [--head-timeout MS]\n");
     exit(2);
 }
 
@@ -431,6 +436,7 @@ int main(int argc, char **argv)
 {
     const char *port = "8080", *host = NULL, *root = NULL;
     unsigned threads = 0;
+    bool pool = false;
     long idle_ms = 5000, head_ms = 10000;
     for (int i = 1; i < argc; i++) {
         if (i + 1 >= argc)
@@ -444,6 +450,8 @@ int main(int argc, char **argv)
             threads = (unsigned)atoi(v);
         else if (!strcmp(a, "--root"))
             root = v;
+        else if (!strcmp(a, "--io") && runtime_parse(v, &pool))
+            continue;
         else if (!strcmp(a, "--idle-timeout") && (idle_ms = atol(v)) > 0)
             continue;
         else if (!strcmp(a, "--head-timeout") && (head_ms = atol(v)) > 0)
@@ -481,43 +489,40 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    weft_event_loop *el;
-    weft_event_loop_options o = {.threads = threads};
-    int rc = weft_event_loop_init(&el, &o);
-    if (rc < 0) {
-        fprintf(stderr, "weft-http: weft_event_loop_init: %s\n", strerror(-rc));
+    struct runtime rt;
+    if (runtime_open(&rt, "weft-http", pool, threads) < 0)
         return 1;
-    }
-    weft_io io = weft_event_loop_io(el);
+    weft_io io = rt.io;
     sv.listener = weft_tcp_listen(io, host, port, 4096);
     if (sv.listener < 0) {
         fprintf(stderr, "weft-http: listen on %s:%s: %s\n", host ? host : "*", port,
                 strerror(-sv.listener));
-        weft_event_loop_deinit(el);
+        runtime_close(&rt);
         return 1;
     }
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    int bound = 0;
-    if (getsockname(sv.listener, (struct sockaddr *)&ss, &sl) == 0)
-        bound = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                               : ((struct sockaddr_in *)&ss)->sin_port);
-    fprintf(stderr, "weft-http: listening on %s:%d\n", host ? host : "*", bound);
+    fprintf(stderr, "weft-http (%s): listening on %s:%d\n", runtime_name(&rt), host ? host : "*",
+            runtime_port(sv.listener));
 
     struct server *svp = &sv;
     /* Several accepts in flight: when a thousand clients connect at once,
        each pass of a worker's scheduler takes in that many, instead of one
        per pass while a thousand connections are being served. */
     weft_future *acceptors[ACCEPTORS];
+    int nacc = 0;
     for (int i = 0; i < ACCEPTORS; i++)
-        acceptors[i] = weft_async(io, accept_loop, &svp, sizeof svp, 0);
+        if (weft_concurrent(io, &acceptors[nacc], accept_loop, &svp, sizeof svp, 0) == 0)
+            nacc++;
+    if (!nacc) {
+        fprintf(stderr, "weft-http: no task to accept with\n");
+        return 1;
+    }
     int sig = weft_signal_wait(io, &stop);
     fprintf(stderr, "weft-http: %s, stopping\n", sig > 0 ? strsignal(sig) : strerror(-sig));
 
     /* Stop accepting; close the idle connections (a shutdown ends their
        read with the end of the stream); the others close after the
        request in progress. */
-    for (int i = 0; i < ACCEPTORS; i++)
+    for (int i = 0; i < nacc; i++)
         weft_cancel(io, acceptors[i], NULL);
     weft_close(io, sv.listener);
     atomic_store(&sv.stopping, true);
@@ -533,6 +538,6 @@ int main(int argc, char **argv)
     weft_group_deinit(&sv.group);
     if (sv.root >= 0)
         close(sv.root);
-    weft_event_loop_deinit(el);
+    runtime_close(&rt);
     return 0;
 }
