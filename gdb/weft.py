@@ -6,6 +6,7 @@
                             of it is in use
     weft-bt ID [BT-ARGS]    the backtrace of task ID; BT-ARGS go to `bt`
                             (e.g. `weft-bt 7 full`, `weft-bt 7 -frame-arguments all`)
+    weft-gcore [FILE]       gcore, with the fiber stacks that gcore drops
 
 Load it with `source /usr/share/weft/gdb/weft.py`, or let gdb auto-load it
 with libweft.so (docs/debugging.md).  It needs libweft's debug information:
@@ -384,7 +385,12 @@ def _wait_point(ctx, limit=48):
                     break
                 last = f
                 f = f.older()
-            return last.name() if last is not None else None
+            if last is None:
+                return None
+            name = last.name()
+            if name == "weft__context_start":
+                return "(not started)"
+            return name
     except gdb.error:
         return None
 
@@ -442,7 +448,7 @@ stack in use (stack top minus its stack pointer)."""
         if not rows:
             gdb.write("No weft event loop.\n")
             return
-        head = ("Id", "Name", "State", "Worker", "Waits in", "Stack", "Used")
+        head = ("Id", "Name", "State", "Worker", "Where", "Stack", "Used")
         widths = [max(len(h), max(len(row[i]) for row in rows)) for i, h in enumerate(head)]
         line = "  ".join("%-*s" for _ in head).rstrip()
         gdb.write((line % sum(zip(widths, head), ())).rstrip() + "\n")
@@ -490,6 +496,110 @@ backtrace is that of the worker thread it runs on.  BT-OPTIONS are passed to
             gdb.execute("backtrace " + rest, from_tty)
 
 
+# ---- cores ------------------------------------------------------------------------------
+
+_PAGE = 4096
+
+
+def _stack_ranges():
+    """[lo, end) of every mapped stack of every loop: its usable bytes and
+    its header (the pool's list runs through the headers)."""
+    stack_t = _type("weft__stack")
+    out = []
+    for loop in _loops():
+        pool = loop["pool"]
+        size = int(pool["size"])
+        s = pool["all"]
+        seen = set()
+        while int(s) != 0 and int(s) not in seen:
+            seen.add(int(s))
+            top = int(s) + stack_t.sizeof
+            out.append((top - size, top))
+            s = s["all_next"]
+    return out
+
+
+def _core_segments(f):
+    """(vaddr, offset, filesz) of each PT_LOAD of the ELF64 core open in f."""
+    f.seek(0)
+    ehdr = f.read(64)
+    if ehdr[:4] != b"\x7fELF" or ehdr[4] != 2:
+        raise gdb.GdbError("weft-gcore: not an ELF64 file")
+    end = "<" if ehdr[5] == 1 else ">"
+    phoff, shoff = struct.unpack_from(end + "QQ", ehdr, 0x20)
+    phentsize, phnum = struct.unpack_from(end + "HH", ehdr, 0x36)
+    if phnum == 0xFFFF:  # PN_XNUM: the count is in section header 0
+        f.seek(shoff + 0x2C)
+        phnum = struct.unpack(end + "I", f.read(4))[0]
+    f.seek(phoff)
+    table = f.read(phentsize * phnum)
+    segs = []
+    for i in range(phnum):
+        p_type, _, off, vaddr, _, filesz = struct.unpack_from(end + "IIQQQQ", table, i * phentsize)
+        if p_type == 1:
+            segs.append((vaddr, off, filesz))
+    segs.sort()
+    return segs
+
+
+def _patch_core(path, ranges):
+    """Writes the live process's bytes for ranges into the core at path,
+    where its PT_LOAD segments cover them.  Returns the bytes written."""
+    import bisect
+
+    inf = gdb.selected_inferior()
+    written = 0
+    with open(path, "r+b") as f:
+        segs = _core_segments(f)
+        starts = [s[0] for s in segs]
+        for lo, hi in ranges:
+            addr = lo
+            while addr < hi:
+                i = bisect.bisect_right(starts, addr) - 1
+                if i < 0 or addr >= segs[i][0] + segs[i][2]:
+                    addr = (addr + _PAGE) & ~(_PAGE - 1)
+                    continue
+                vaddr, off, filesz = segs[i]
+                n = min(hi, vaddr + filesz, (addr + _PAGE) & ~(_PAGE - 1)) - addr
+                try:
+                    data = bytes(inf.read_memory(addr, n))
+                except gdb.MemoryError:
+                    data = None
+                if data and data.count(0) != len(data):
+                    f.seek(off + addr - vaddr)
+                    f.write(data)
+                    written += len(data)
+                addr += n
+    return written
+
+
+class WeftGcore(gdb.Command):
+    """Write a core file of the process, with every weft stack in it.
+Usage: weft-gcore [FILE]
+
+As `gcore FILE`, then writes the fiber stacks into the core again.  Where
+the kernel has MADV_GUARD_INSTALL (Linux 6.13+), weft's stack guards are
+inside the stacks' mappings; gdb's gcore reads a mapping in 1 MiB pieces
+and drops a piece that touches a guard page, so its core holds zeros for
+the stacks.  This reads each stack's usable bytes (never its guard) and
+puts them where gcore left zeros."""
+
+    def __init__(self):
+        super(WeftGcore, self).__init__("weft-gcore", gdb.COMMAND_FILES, gdb.COMPLETE_FILENAME)
+
+    def invoke(self, arg, from_tty):
+        argv = gdb.string_to_argv(arg)
+        inf = gdb.selected_inferior()
+        if inf.pid == 0:
+            raise gdb.GdbError("weft-gcore: no live process")
+        path = argv[0] if argv else "core.%d" % inf.pid
+        ranges = _stack_ranges()  # before gcore: the same answer, and fails early
+        gdb.execute("gcore " + path, from_tty)
+        n = _patch_core(path, ranges)
+        gdb.write("weft-gcore: wrote %d bytes of %d fiber stacks into %s\n" % (n, len(ranges), path))
+
+
 _register()
 InfoWeftTasks()
 WeftBt()
+WeftGcore()
