@@ -103,6 +103,8 @@ checks license tests/license/check.sh "$root"
 
 if configure gcc -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=gcc; then
     suite gcc build/gcc/tests/weft_tests
+    # The gdb extension, on a live process and on a core (-O2 -g, as shipped).
+    checks gdb tests/gdb/run.sh build/gcc
     # valgrind runs the same binary, with loop counts divided by 20.
     suite valgrind env WEFT_TEST_SCALE=20 valgrind -q --trace-children=yes --error-exitcode=99 \
         build/gcc/tests/weft_tests
