@@ -108,7 +108,7 @@ after=$(awk '/^@@after/ { on = 1; next } /^@@/ { on = 0 } on' "$work/live.log")
 grep -q '^#0 .*weft_gdb_tasks_ready' <<<"$after"
 report bt_is_the_threads_again $? "after weft-bt, bt shows:" "$after"
 main=$(awk '/^@@main/ { on = 1; next } /^@@/ { on = 0 } on' "$work/live.log")
-grep -q 'running on worker 0' <<<"$main" && grep -q '^#1 .* main ()' <<<"$main"
+grep -q 'running on worker 0' <<<"$main" && grep -q '^#1 .* main (' <<<"$main"
 report weft_bt_of_the_running_main_task $? "$main"
 grep -q 'exited normally' "$work/live.log"
 report program_finishes_after_gdb_looked $? "gdb exit status $rc" "$(tail -20 "$work/live.log")"
@@ -125,5 +125,27 @@ if [ -s "$work/core" ]; then
     check_bts "$work/core.log" core
 else
     report weft_gcore_wrote_a_core 1 "$(awk '/^@@gcore/ { on = 1; next } /^@@/ { on = 0 } on' "$work/live.log")"
+fi
+
+# ---- a core the kernel wrote, where the system lets one be written here --------
+# (Optional: it needs `ulimit -c` and a core_pattern naming a plain file.)
+pattern=$(cat /proc/sys/kernel/core_pattern 2>/dev/null)
+mkdir -p "$work/kernel"
+if [[ -n $pattern && $pattern != "|"* && $pattern != /* ]]; then
+    # (The braces take the shell's own "Aborted (core dumped)".)
+    { (cd "$work/kernel" && ulimit -c unlimited && exec "$prog" abort) >/dev/null 2>&1; } 2>/dev/null
+fi
+kcore=$(ls "$work"/kernel/core* 2>/dev/null | head -1)
+if [ -n "$kcore" ]; then
+    timeout 300 gdb -nx -batch -ex 'set pagination off' -ex 'set width 0' \
+        -ex "source $script" \
+        -ex 'echo @@tasks\n' -ex 'info weft-tasks' \
+        "${bt_cmds[@]}" \
+        -ex 'echo @@end\n' \
+        "$prog" "$kcore" >"$work/kernel.log" 2>&1
+    check_tasks "$work/kernel.log" kernel_core
+    check_bts "$work/kernel.log" kernel_core
+else
+    echo "no core from the kernel here (core_pattern '$pattern', ulimit -c): its checks skipped"
 fi
 finish

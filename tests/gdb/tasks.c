@@ -4,7 +4,8 @@
  * common places -- weft_sleep, weft_queue_get, weft_mutex_lock (the mutex
  * held by another task), weft_recv on a socketpair -- and one runnable,
  * then a call to weft_gdb_tasks_ready(), where the test stops it.
- * Afterwards it cancels everything and exits 0.
+ * Afterwards it cancels everything and exits 0 -- or, given "abort",
+ * aborts there, for a core written by the kernel.
  *
  * One worker: when the main task runs, every other task is suspended, so
  * a task that has said "about to wait" has parked by the time the main
@@ -15,7 +16,9 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -106,8 +109,10 @@ static void late(weft_io io, void *ctx, void *result)
     weft_task_set_name("late");
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    /* "abort": dies at the stopping point instead, for a kernel's core. */
+    bool die = argc > 1 && strcmp(argv[1], "abort") == 0;
     weft_event_loop *el;
     weft_event_loop_options o = {.threads = 1};
     int rc = weft_event_loop_init(&el, &o);
@@ -140,6 +145,8 @@ int main(void)
         return 1;
 
     weft_gdb_tasks_ready();
+    if (die)
+        abort();
 
     weft_await(io, l, NULL);
     int one = 1;
