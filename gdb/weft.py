@@ -6,6 +6,8 @@
                             of it is in use
     weft-bt ID [BT-ARGS]    the backtrace of task ID; BT-ARGS go to `bt`
                             (e.g. `weft-bt 7 full`, `weft-bt 7 -frame-arguments all`)
+    weft-task ID | off      the task's frames become the selected thread's,
+                            for `frame N`, `info locals`, `print`
     weft-gcore [FILE]       gcore, with the fiber stacks that gcore drops
 
 Load it with `source /usr/share/weft/gdb/weft.py`, or let gdb auto-load it
@@ -82,6 +84,10 @@ class _Switched(object):
         self.thread = None  # global_num of the thread whose frame 0 is hijacked
         self.ctx = None
         self.regs = None  # register name -> value, read once
+        self.past_main = False  # the user's `backtrace past-main`
+        # The level of the thread's innermost real frame: inline frames,
+        # which gdb finds before any Python unwinder is asked, can sit on it.
+        self.level = 0
 
 
 _state = _Switched()
@@ -92,7 +98,7 @@ class _TaskUnwinder(gdb.unwinder.Unwinder):
         super(_TaskUnwinder, self).__init__("weft-task")
 
     def __call__(self, pending):
-        if _state.ctx is None or pending.level() != 0:
+        if _state.ctx is None or pending.level() != _state.level:
             return None
         thread = gdb.selected_thread()
         if thread is None or thread.global_num != _state.thread:
@@ -124,10 +130,10 @@ class _HideFrame0(object):
 
 
 def _skip_first(frames):
-    first = True
+    skip = _state.level + 1
     for f in frames:
-        if first:
-            first = False
+        if skip:
+            skip -= 1
             continue
         yield f
 
@@ -138,12 +144,42 @@ def _register():
     gdb.frame_filters["weft-task"] = _HideFrame0()
 
 
+def _set(thread, ctx, regs, level=0):
+    # gdb stops unwinding at main (`backtrace past-main`): when the thread
+    # is stopped in main itself, frame 0 would have no caller at all.
+    if ctx is not None and _state.ctx is None:
+        _state.past_main = gdb.parameter("backtrace past-main")
+        gdb.execute("set backtrace past-main on", to_string=True)
+    elif ctx is None and _state.ctx is not None:
+        gdb.execute("set backtrace past-main %s" % ("on" if _state.past_main else "off"),
+                    to_string=True)
+    _state.thread, _state.ctx, _state.regs, _state.level = thread, ctx, regs, level
+    gdb.invalidate_cached_frames()
+
+
+def _inline_depth():
+    """How many inline frames sit on the selected thread's innermost real
+    frame, with no task's frames in force."""
+    saved = (_state.thread, _state.ctx, _state.regs, _state.level)
+    _set(None, None, None)
+    try:
+        f, n = gdb.newest_frame(), 0
+        while f is not None and f.type() == gdb.INLINE_FRAME:
+            f, n = f.older(), n + 1
+        return n
+    finally:
+        _set(*saved)
+
+
 class _Suspended(object):
     """with _Suspended(ctx): the selected thread's frames are those of the
-    task suspended at ctx, from frame 1 on."""
+    task suspended at ctx, from frame 1 on (or further: see _inline_depth).
+    What was in force before
+    (weft-task's choice, or nothing) comes back on exit."""
 
     def __init__(self, ctx):
         self.ctx = int(ctx)
+        self.saved = None
 
     def __enter__(self):
         thread = gdb.selected_thread()
@@ -154,15 +190,12 @@ class _Suspended(object):
         for name, off in layout["regs"]:
             regs[name] = _u64(self.ctx + off)
         regs[layout["sp"]] = self.ctx + layout["size"]
-        _state.thread = thread.global_num
-        _state.ctx = self.ctx
-        _state.regs = regs
-        gdb.invalidate_cached_frames()
+        self.saved = (_state.thread, _state.ctx, _state.regs, _state.level)
+        _set(thread.global_num, self.ctx, regs, _inline_depth())
         return self
 
     def __exit__(self, *exc):
-        _state.thread = _state.ctx = _state.regs = None
-        gdb.invalidate_cached_frames()
+        _set(*self.saved)
         return False
 
 
@@ -340,12 +373,15 @@ def _thread_sp(thread):
 
 
 def _find(arg):
+    loop, _, ident = arg.rpartition(".")
     try:
-        want = int(arg, 0)
+        want = int(ident, 0)
+        loop = int(loop) if loop else None
     except ValueError:
-        want = None
+        want = loop = None
     all_tasks = tasks()
-    hits = [r for r in all_tasks if r.id == want] if want is not None else []
+    hits = [r for r in all_tasks
+            if r.id == want and (loop is None or r.loop_index == loop)] if want is not None else []
     if not hits:
         hits = [r for r in all_tasks if r.name == arg]
     if not hits:
@@ -378,7 +414,9 @@ def _wait_point(ctx, limit=48):
     frames at the top of its stack (weft_sleep, weft_mutex_lock, ...)."""
     try:
         with _Suspended(ctx):
-            f = gdb.newest_frame().older()
+            f = gdb.newest_frame()
+            for _ in range(_state.level + 1):  # the thread's own
+                f = f.older() if f is not None else None
             last = None
             for _ in range(limit):
                 if f is None or not _is_weft(f):
@@ -599,7 +637,48 @@ puts them where gcore left zeros."""
         gdb.write("weft-gcore: wrote %d bytes of %d fiber stacks into %s\n" % (n, len(ranges), path))
 
 
+class WeftTask(gdb.Command):
+    """Make a suspended weft task's frames the selected thread's, to look around.
+Usage: weft-task ID|NAME
+       weft-task off
+
+From then on the selected thread's backtrace is the task's (from frame 1,
+or a little further if the thread stopped inside inlined code: the thread's
+own innermost frames are left out of `bt`), so `frame N`, `up`,
+`info locals` and `print` work in the task's frames.  `weft-task off`, or
+resuming the program, gives the thread its own frames back."""
+
+    def __init__(self):
+        super(WeftTask, self).__init__("weft-task", gdb.COMMAND_STACK)
+
+    def invoke(self, arg, from_tty):
+        argv = gdb.string_to_argv(arg)
+        if not argv or argv[0] == "off":
+            if _state.ctx is not None:
+                _set(None, None, None)
+                gdb.write("weft-task: the thread's own frames again\n")
+            return
+        rec = _find(argv[0])
+        if rec.state not in ("parked", "runnable") or not rec.ctx:
+            raise gdb.GdbError("weft-task: task %d is %s, not suspended%s"
+                               % (rec.id, _state_text(rec),
+                                  " (its frames are its thread's)" if rec.state == "running" else ""))
+        s = _Suspended(rec.ctx)
+        s.__enter__()  # and no __exit__: it stays until `weft-task off`
+        gdb.write('weft-task: task %d%s (%s): its frames from frame %d on; `weft-task off` to undo\n'
+                  % (rec.id, ' "%s"' % rec.name if rec.name else "", _state_text(rec),
+                     _state.level + 1))
+        gdb.execute("frame %d" % (_state.level + 1), from_tty)
+
+
+def _on_resume(event):
+    if _state.ctx is not None:
+        _set(None, None, None)
+
+
 _register()
+gdb.events.cont.connect(_on_resume)
+WeftTask()
 InfoWeftTasks()
 WeftBt()
 WeftGcore()

@@ -95,6 +95,11 @@ timeout 300 gdb -nx -batch \
     "${bt_cmds[@]}" \
     -ex 'echo @@after\n' -ex 'bt 1' \
     -ex 'echo @@main\n' -ex 'weft-bt 0' \
+    -ex 'echo @@task\n' -ex 'weft-task reader' \
+    -ex "python f = gdb.selected_frame(); exec('while f is not None and f.name() != \"reader\": f = f.older()'); f.select()" \
+    -ex frame -ex 'info locals' \
+    -ex 'weft-task off' -ex 'bt 1' \
+    -ex 'echo @@inmain\n' -ex finish -ex 'weft-bt sleeper' \
     -ex 'echo @@gcore\n' -ex "weft-gcore $work/core" \
     -ex 'echo @@continue\n' -ex continue \
     "$prog" >"$work/live.log" 2>&1
@@ -110,6 +115,14 @@ report bt_is_the_threads_again $? "after weft-bt, bt shows:" "$after"
 main=$(awk '/^@@main/ { on = 1; next } /^@@/ { on = 0 } on' "$work/live.log")
 grep -q 'running on worker 0' <<<"$main" && grep -q '^#1 .* main (' <<<"$main"
 report weft_bt_of_the_running_main_task $? "$main"
+task=$(awk '/^@@task/ { on = 1; next } /^@@/ { on = 0 } on' "$work/live.log")
+grep -q '^buf = ' <<<"$task" && grep -q '^#0 .*weft_gdb_tasks_ready' <<<"$task"
+report weft_task_selects_its_frames $? "weft-task reader, select reader's frame, info locals," \
+    "weft-task off, bt 1:" "$task"
+# Stopped in main itself, where gdb stops unwinding unless told otherwise.
+inmain=$(awk '/^@@inmain/ { on = 1; next } /^@@/ { on = 0 } on' "$work/live.log")
+grep -qE '^#[0-9]+ .*\bweft_sleep \(' <<<"$inmain" && grep -qE '^#[0-9]+ .*\bsleeper \(' <<<"$inmain"
+report weft_bt_when_stopped_in_main $? "$inmain"
 grep -q 'exited normally' "$work/live.log"
 report program_finishes_after_gdb_looked $? "gdb exit status $rc" "$(tail -20 "$work/live.log")"
 
