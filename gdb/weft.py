@@ -428,7 +428,7 @@ def _wait_point(ctx, limit=48):
             name = last.name()
             # The entry of a context that never ran (src/asm/make_*.S; the
             # name reads "weft.context_start" in clang's debug information).
-            if name and name.replace(".", "_").endswith("weft__context_start"):
+            if name and name.endswith("context_start"):
                 return "(not started)"
             return name
     except gdb.error:
