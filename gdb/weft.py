@@ -47,6 +47,7 @@ _LAYOUTS = {
         "pc": "rip",
         "sp": "rsp",
         "size": 0x40,
+        "fresh": 0x50,  # make_x86_64: a new context's frame, below the 16-aligned top
         "regs": [("r12", 0x08), ("r13", 0x10), ("r14", 0x18), ("r15", 0x20),
                  ("rbx", 0x28), ("rbp", 0x30), ("rip", 0x38)],
     },
@@ -55,6 +56,7 @@ _LAYOUTS = {
         "pc": "pc",
         "sp": "sp",
         "size": 0xb0,
+        "fresh": 0xb0,  # make_aarch64
         "regs": [("x%d" % (19 + i), 0x40 + 8 * i) for i in range(10)]
         + [("x29", 0x90), ("x30", 0x98), ("pc", 0xa0)],
     },
@@ -246,7 +248,7 @@ def _name(task):
 
 class Task(object):
     __slots__ = ("loop", "loop_index", "task", "fiber", "id", "name", "state", "worker", "ctx",
-                 "stack_lo", "stack_top", "sp", "thread", "main", "where")
+                 "stack_lo", "stack_top", "sp", "thread", "main", "where", "fresh")
 
 
 def _queued(loop):
@@ -296,6 +298,7 @@ def tasks():
     fiber_size = fiber_t.sizeof
     char_p = gdb.lookup_type("char").pointer()
     threads = _threads_by_lwp()
+    fresh = _layout()["fresh"]
     out = []
     for li, loop in enumerate(_loops()):
         n = int(loop["nworkers"])
@@ -352,6 +355,9 @@ def tasks():
                     rec.worker = cancel - 1  # an operation on that worker's ring
             if rec.worker is None and int(t["pinned"]):
                 rec.worker = int(t["pinned"]["index"])
+            # Never run: its context is still the one weft__fiber_create made,
+            # whose stack top is the task record (src/fiber/fiber.c).
+            rec.fresh = rec.ctx is not None and rec.ctx == (addr & ~15) - fresh
             rec.sp = rec.ctx
             if rec.state == "running" and rec.thread is not None:
                 rec.sp = _thread_sp(rec.thread)
@@ -471,7 +477,9 @@ stack in use (stack top minus its stack pointer)."""
         rows = []
         for r in recs:
             where = ""
-            if r.state in ("parked", "runnable") and r.ctx and not nowait:
+            if r.fresh:
+                where = "(not started)"
+            elif r.state in ("parked", "runnable") and r.ctx and not nowait:
                 where = _wait_point(r.ctx) or "?"
             elif r.state == "running" and r.thread is not None:
                 where = "thread %d (LWP %d)" % (r.thread.num, r.thread.ptid[1])
