@@ -766,19 +766,6 @@ static void release_thread0(weft__sched *s)
     free(s->idle);
 }
 
-/* A child forked by a task is a new process with one thread: the loop the
-   thread belonged to is not in it (its other threads are not), so the
-   thread is no worker there and may start a loop of its own. */
-static void forget_worker_after_fork(void)
-{
-    set_worker_current(NULL);
-}
-
-static void register_atfork(void)
-{
-    pthread_atfork(NULL, NULL, forget_worker_after_fork);
-}
-
 /* Every initialised loop, newest first, for debuggers: the gdb extension
    (share/weft/gdb/weft.py) starts here to find the tasks.  Touched only by
    init and deinit. */
@@ -802,6 +789,23 @@ static void debug_loops_remove(weft__sched *s)
             break;
         }
     pthread_mutex_unlock(&debug_loops_lock);
+}
+
+/* A child forked by a task is a new process with one thread: the loop the
+   thread belonged to is not in it (its other threads are not), so the
+   thread is no worker there and may start a loop of its own. */
+static void forget_worker_after_fork(void)
+{
+    set_worker_current(NULL);
+    /* Nor are the parent's loops running in it; and another of the
+       parent's threads may have held the list's lock at the fork. */
+    weft__debug_loops = NULL;
+    debug_loops_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+}
+
+static void register_atfork(void)
+{
+    pthread_atfork(NULL, NULL, forget_worker_after_fork);
 }
 
 int weft__sched_init(weft__sched *s, unsigned n, size_t stack_size, unsigned ring_entries,
