@@ -56,4 +56,28 @@ static inline weft_event_loop *bench_loop_start(unsigned threads)
     return el;
 }
 
+/* A thread pool with at most max_threads threads for weft_async (exits if
+   there is none). */
+static inline weft_thread_pool *bench_pool_start(unsigned max_threads)
+{
+    weft_thread_pool *tp;
+    weft_thread_pool_options o = {.max_threads = max_threads};
+    int rc = weft_thread_pool_init(&tp, &o);
+    if (rc < 0) {
+        fprintf(stderr, "bench: weft_thread_pool_init: %d\n", rc);
+        exit(1);
+    }
+    return tp;
+}
+
+/* Starts a group member that must run beside the others (a consumer that
+   waits for producers): weft_group_async may run it inline, as the thread
+   pool does once its threads are busy. */
+static inline void bench_group_start(weft_io io, weft_group *g, weft_task_fn *fn, const void *ctx,
+                                     size_t ctx_len)
+{
+    if (weft_group_concurrent(io, g, fn, ctx, ctx_len) < 0)
+        weft_group_async(io, g, fn, ctx, ctx_len);
+}
+
 #endif

@@ -12,11 +12,18 @@
 # ${ECHO_CLIENT:-OUTDIR/../bench/bench_echo_client}.
 #
 # Each server starts on a free port on 127.0.0.1 and serves 64-byte messages
-# to 1, 64 and 1000 connections, one run of each, and is stopped (SIGTERM,
+# to 1, 64, 1000 and 10000 connections (ECHO_CONNS="1 64" to choose), one
+# run of each, and is stopped (SIGTERM,
 # then SIGKILL after 5 s); the whole round is done ECHO_RUNS times, so that
 # a slow spell of this shared machine falls on every server alike.  Each
 # figure is the median over the rounds.  ECHO_WARMUP and ECHO_DURATION set
 # the client's warm-up and timed window (s); BENCH_SCALE > 1 shortens them.
+# weft-echo runs on the event loop (fibers) and on the thread pool (an OS
+# thread per connection): same binary, same client.  While the client runs,
+# the server's resident memory and thread count are sampled every 0.2 s;
+# the tables give the peaks.  With gnuplot, requests/s and p99 against
+# connections, one line per server, go to ECHO_PLOT (a PNG; default
+# OUTDIR/echo.png); without it the plot is skipped with a message.
 # Benchmarks never fail the build: this script always exits 0.
 set -u
 [ $# -eq 2 ] || { echo "usage: $0 WEFT_ECHO OUTDIR" >&2; exit 0; }
@@ -32,7 +39,9 @@ if [ "${BENCH_SCALE:-1}" -gt 1 ] 2>/dev/null; then
     duration=${ECHO_DURATION:-1}
 fi
 size=64
-conns_list=(1 64 1000)
+# shellcheck disable=SC2206  # a list of numbers
+conns_list=(${ECHO_CONNS:-1 64 1000 10000})
+plot=${ECHO_PLOT:-$out/echo.png}
 logs=$out/echo-logs
 lines=$out/echo-lines.txt
 
@@ -47,8 +56,8 @@ mkdir -p "$logs" || exit 0
 rm -f "$logs"/*.log
 : >"$lines"
 
-# 1000 connections are 1000 descriptors in the client and 1000 in the server.
-want_fds=4096
+# N connections are N descriptors in the client and N in the server.
+want_fds=20480
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $want_fds ]; then
     hard=$(ulimit -Hn)
     if [ "$hard" = unlimited ] || [ "$hard" -ge $want_fds ]; then
@@ -64,6 +73,7 @@ keys=() labels=() progs=() argss=()
 server() { keys+=("$1") labels+=("$2") progs+=("$3") argss+=("$4"); }
 server weft_n "weft-echo, $cpus threads" "$weft" "--threads $cpus"
 server weft_1 "weft-echo, 1 thread" "$weft" "--threads 1"
+server weft_pool "weft-echo --io thread_pool, a thread per connection" "$weft" "--io thread_pool --threads $cpus"
 server epoll_1 "epoll, 1 thread" "$out/echo_epoll" "--threads 1"
 server epoll_n "epoll, $cpus threads (a listener each)" "$out/echo_epoll" "--threads $cpus"
 server uring_1 "io_uring, 1 thread" "$out/echo_uring" "--threads 1"
@@ -150,14 +160,30 @@ for round in $(seq "$runs"); do
                 continue
             fi
             threads=$((c < cpus ? c : cpus))
+            # The server's peak RSS (kB) and threads while the client runs.
+            rm -f "$logs/client.done"
+            (
+                rss=0 thr=0
+                while kill -0 "$pid" 2>/dev/null && [ ! -e "$logs/client.done" ]; do
+                    read -r r t < <(awk '/^VmRSS:/ { r = $2 } /^Threads:/ { t = $2 }
+                        END { print r + 0, t + 0 }' "/proc/$pid/status" 2>/dev/null)
+                    [ "${r:-0}" -gt "$rss" ] && rss=$r
+                    [ "${t:-0}" -gt "$thr" ] && thr=$t
+                    sleep 0.2
+                done
+                echo "rss_kb=$rss threads_used=$thr" >"$logs/sample.out"
+            ) &
+            sampler=$!
             "${limit[@]}" "$client" --host 127.0.0.1 --port "$port" --conns "$c" \
                 --size $size --threads $threads --warmup "$warmup" --duration "$duration" \
                 >"$logs/client.out" 2>>"$log"
             rc=$?
+            touch "$logs/client.done"
+            wait "$sampler" 2>/dev/null
             cat "$logs/client.out" >>"$log"
             res=$(grep '^echo_result ' "$logs/client.out")
             if [ "$rc" -eq 0 ] && [ -n "$res" ]; then
-                echo "$key $c ${res#echo_result }" >>"$lines"
+                echo "$key $c ${res#echo_result } $(cat "$logs/sample.out" 2>/dev/null)" >>"$lines"
             else
                 echo "$key $c error (client exit $rc)" >>"$lines"
             fi
@@ -174,6 +200,8 @@ echo "then requests completed in ${duration} s are counted; medians of $runs rou
 echo "round every server in turn.  Latencies are from the client's send of a message to"
 echo "the receipt of the last byte of its echo, in µs.  Load average (1, 5, 15 min)"
 echo "before the runs: ${load_before:-?}; after: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)."
+echo "RSS and threads: the server's peak resident memory and thread count while the"
+echo "client ran (sampled every 0.2 s)."
 echo
 for c in "${conns_list[@]}"; do
     # shellcheck disable=SC2016  # awk program
@@ -205,8 +233,8 @@ for c in "${conns_list[@]}"; do
                 stat[key] = s
             }
             printf "### %d connection%s\n\n", c, c == 1 ? "" : "s"
-            printf "| server | requests/s | p50 µs | p99 µs | p99.9 µs | requests/s vs weft |\n"
-            printf "|---|---:|---:|---:|---:|---:|\n"
+            printf "| server | requests/s | p50 µs | p99 µs | p99.9 µs | RSS MiB | threads | requests/s vs weft |\n"
+            printf "|---|---:|---:|---:|---:|---:|---:|---:|\n"
             base = ("weft_n" in n) ? median(vals["weft_n", "rps"]) : 0
             for (i = 1; i <= nk; i++) {
                 key = k[i]
@@ -215,19 +243,68 @@ for c in "${conns_list[@]}"; do
                 if (!(key in n)) {
                     why = stat[key] != "" ? stat[key] : (key in skip) ? "skipped (ulimit -n)" : \
                         (key in bad) ? "error (see echo-logs)" : "no result"
-                    printf "| %s | %s | - | - | - | - |\n", lab[i], why
+                    printf "| %s | %s | - | - | - | - | - | - |\n", lab[i], why
                     continue
                 }
                 r = median(vals[key, "rps"])
                 note = (key in bad) ? sprintf(" (%d of %d runs failed)", bad[key], bad[key] + n[key]) : ""
-                printf "| %s%s | %.0f | %.1f | %.1f | %.1f | %s |\n", lab[i], note, r,
+                rss = ((key, "rss_kb") in vals) ? sprintf("%.1f", median(vals[key, "rss_kb"]) / 1024) : "-"
+                thr = ((key, "threads_used") in vals) ? sprintf("%d", median(vals[key, "threads_used"])) : "-"
+                printf "| %s%s | %.0f | %.1f | %.1f | %.1f | %s | %s | %s |\n", lab[i], note, r,
                     median(vals[key, "p50_us"]), median(vals[key, "p99_us"]),
-                    median(vals[key, "p999_us"]), (base > 0 ? sprintf("%.2fx", r / base) : "-")
+                    median(vals[key, "p999_us"]), rss, thr, (base > 0 ? sprintf("%.2fx", r / base) : "-")
             }
             printf "\n"
         }' "$lines"
 done
-rm -f "$logs/client.out"
+rm -f "$logs/client.out" "$logs/client.done" "$logs/sample.out"
+
+# The plot: requests/s and p99 against connections, a line per server.
+if command -v gnuplot >/dev/null 2>&1; then
+    data=$out/echo-plot.dat
+    # shellcheck disable=SC2016  # awk program
+    awk -v keys="${keys[*]}" -v labels="$(printf '%s\n' "${labels[@]}")" '
+        function median(s,    v, n, i, j, t) {
+            n = split(s, v, " ")
+            for (i = 2; i <= n; i++)
+                for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+            return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+        }
+        $3 ~ /=/ {
+            for (f = 3; f <= NF; f++) { split($f, kv, "="); vals[$1, $2, kv[1]] = vals[$1, $2, kv[1]] " " kv[2] }
+            if (!(($1, $2) in seen)) { seen[$1, $2] = 1; cs[$1] = cs[$1] " " $2 }
+        }
+        END {
+            nk = split(keys, k, " "); split(labels, lab, "\n")
+            for (i = 1; i <= nk; i++) {
+                if (!(k[i] in cs)) continue
+                printf "\"%s\"\n", lab[i]
+                n = split(cs[k[i]], c, " ")
+                for (j = 1; j <= n; j++)
+                    printf "%s %s %s\n", c[j], median(vals[k[i], c[j], "rps"]), median(vals[k[i], c[j], "p99_us"])
+                printf "\n\n"
+            }
+        }' "$lines" >"$data"
+    if [ -s "$data" ] && gnuplot -e "
+        set terminal pngcairo size 1200,480 font ',10' noenhanced;
+        set output '$plot';
+        set multiplot layout 1,2 title 'weft-echo: fibers (event loop) against threads (thread pool), 64-byte messages, $cpus CPUs';
+        set logscale x; set xlabel 'connections'; set grid; set key top left font ',8';
+        set ylabel 'requests/s'; set yrange [0:*];
+        plot for [i=0:*] '$data' index i using 1:2 with linespoints title columnheader(1);
+        set logscale y; set ylabel 'p99 latency (us)'; set yrange [*:*];
+        plot for [i=0:*] '$data' index i using 1:3 with linespoints title columnheader(1);
+        unset multiplot" 2>>"$logs/gnuplot.log"; then
+        echo "Plot: $plot"
+    else
+        echo "skipped: the plot (gnuplot failed, see $logs/gnuplot.log)"
+    fi
+    echo
+else
+    echo "skipped: the plot (gnuplot is not installed; apt-get install gnuplot-nox)"
+    echo
+fi
+
 notes=$(
     for i in "${!keys[@]}"; do
         case ${keys[$i]} in weft_*) continue ;; esac

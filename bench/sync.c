@@ -9,7 +9,8 @@
  *             queue is closed and empty; ns per element
  *   pingpong  two tasks bounce a number through two capacity-1 queues
  *             200,000 times; ns per round trip
- * for weft with 1 worker and with one per CPU.  Every figure is the median
+ * for weft with 1 worker and with one per CPU, and on the thread pool (every
+ * task an OS thread; the same code).  Every figure is the median
  * of 7 runs after a warm-up of a tenth the size; BENCH_SCALE=N divides the
  * counts.  A run whose counter, sum or echo comes out wrong still prints
  * its figure, followed by "<runtime> <bench> error: ...".
@@ -55,7 +56,7 @@ static double mutex_ns(weft_io io, long total)
     weft_group g = WEFT_GROUP_INIT;
     int64_t t0 = bench_now_ns();
     for (int i = 0; i < MUTEX_TASKS; i++)
-        weft_group_async(io, &g, increment, &p, sizeof p);
+        bench_group_start(io, &g, increment, &p, sizeof p);
     weft_group_wait(io, &g);
     double ns = (double)(bench_now_ns() - t0) / (double)(c.per_task * MUTEX_TASKS);
     if (c.value != c.per_task * MUTEX_TASKS && !wrong[0])
@@ -106,11 +107,11 @@ static double queue_ns(weft_io io, long total)
     int64_t t0 = bench_now_ns();
     for (int i = 0; i < QUEUE_CONSUMERS; i++) {
         struct consumer c = {q, &sum};
-        weft_group_async(io, &consumers, consume, &c, sizeof c);
+        bench_group_start(io, &consumers, consume, &c, sizeof c);
     }
     for (int i = 0; i < QUEUE_PRODUCERS; i++) {
         struct producer p = {q, i * per, per};
-        weft_group_async(io, &producers, produce, &p, sizeof p);
+        bench_group_start(io, &producers, produce, &p, sizeof p);
     }
     weft_group_wait(io, &producers);
     weft_queue_close(io, q);
@@ -151,7 +152,7 @@ static double pingpong_ns(weft_io io, long n)
     weft_group g = WEFT_GROUP_INIT;
     long bad = 0;
     int64_t t0 = bench_now_ns();
-    weft_group_async(io, &g, ponger, &p, sizeof p);
+    bench_group_start(io, &g, ponger, &p, sizeof p);
     for (int64_t i = 0; i < n; i++) {
         int64_t back = -1;
         weft_queue_put(io, ping, &i);
@@ -192,23 +193,35 @@ static void report(const char *name, const char *bench, weft_io io, double (*run
     fflush(stdout);
 }
 
-static void run(const char *name, unsigned threads)
+static void run(const char *name, unsigned threads, bool pool)
 {
-    weft_event_loop *el = bench_loop_start(threads);
-    weft_io io = weft_event_loop_io(el);
+    weft_event_loop *el = NULL;
+    weft_thread_pool *tp = NULL;
+    weft_io io;
+    if (pool) {
+        tp = bench_pool_start(threads);
+        io = weft_thread_pool_io(tp);
+    } else {
+        el = bench_loop_start(threads);
+        io = weft_event_loop_io(el);
+    }
     report(name, "mutex", io, mutex_ns, per_task_multiple(bench_scaled(2000000), MUTEX_TASKS),
            MUTEX_TASKS);
     report(name, "queue", io, queue_ns, per_task_multiple(bench_scaled(2000000), QUEUE_PRODUCERS),
            QUEUE_PRODUCERS);
     report(name, "pingpong", io, pingpong_ns, bench_scaled(200000), 1);
-    weft_event_loop_deinit(el);
+    if (el)
+        weft_event_loop_deinit(el);
+    else
+        weft_thread_pool_deinit(tp);
 }
 
 int main(void)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    run("weft_1", 1);
+    run("weft_1", 1, false);
     if (cpus > 1)
-        run("weft_all", (unsigned)cpus);
+        run("weft_all", (unsigned)cpus, false);
+    run("weft_pool", (unsigned)cpus, true);
     return 0;
 }

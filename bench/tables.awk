@@ -17,8 +17,10 @@ function label(r, b) {
     if (r == "go" && b == "mutex") return "Go sync.Mutex"
     if (r == "go" && b == "queue") return "Go chan int64, 64 slots"
     if (r == "go" && b == "pingpong") return "Go chan int64, 1 slot each"
+    if (r == "go_1" && b == "pingpong") return "Go chan int64, 1 slot each, GOMAXPROCS=1"
     if (r == "weft_1") return "weft, 1 worker"
     if (r == "weft_all") return "weft, " cpus " workers"
+    if (r == "weft_pool") return "weft thread pool (max_threads " cpus ")"
     if (r == "pthread") return "pthread create/join"
     if (r == "boost_fiber") return "Boost.Fiber"
     if (r == "go") return "Go"
@@ -28,6 +30,7 @@ function label(r, b) {
 function title(b) {
     if (b == "spawn_await") return "Spawn + await of an empty task (per task, sequential)"
     if (b == "skynet") return "Skynet: 1,000,000 tasks in a 10-ary tree (per run)"
+    if (b == "skynet_100k") return "Skynet: 100,000 tasks in a 10-ary tree (per run)"
     if (b == "yield") return "Yield between two tasks on one thread (per yield)"
     if (b == "mutex") return "Contended mutex: 8 tasks taking turns to add one to a counter (per lock+unlock)"
     if (b == "queue") return "Bounded queue of 64 int64s, 4 producers and 4 consumers (per element)"

@@ -2,16 +2,22 @@
 /*
  * weft-echo: a TCP echo server, one task per connection.
  *
- *   weft-echo [--port N] [--host H] [--threads N]
+ *   weft-echo [--port N] [--host H] [--threads N] [--io event_loop|thread_pool]
  *
- * Listens on port 7000 on every address by default, with one worker per
- * CPU.  SIGINT or SIGTERM stops it cleanly: the listener closes, open
- * connections get 5 seconds to finish, then they are canceled, and the
- * loop is torn down.
+ * Listens on port 7000 on every address by default.  The same code runs on
+ * fibers (--io event_loop, the default: --threads workers, one per CPU by
+ * default) or on OS threads (--io thread_pool: a thread per connection;
+ * --threads caps the pool's idle-thread reuse, as max_threads).  Where
+ * io_uring cannot be had, the event loop's init fails, the error says why,
+ * and the server runs on the thread pool instead.  SIGINT or SIGTERM stops
+ * it cleanly: the listener closes, open connections get 5 seconds to
+ * finish, then they are canceled, and the Io is torn down.
  */
 #include <weft/weft.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,20 +60,57 @@ static void accept_loop(weft_io io, void *ctx, void *result)
             }
             continue;
         }
-        weft_group_async(io, &sv->conns, serve, &fd, sizeof fd);
+        /* A task of its own for each connection, or none: on the thread
+           pool, weft_group_async would run it inline here once the pool's
+           threads are busy, and nobody would accept meanwhile. */
+        int rc = weft_group_concurrent(io, &sv->conns, serve, &fd, sizeof fd);
+        if (rc < 0) {
+            fprintf(stderr, "weft-echo: no task for a connection: %s\n", strerror(-rc));
+            weft_close(io, fd);
+        }
     }
 }
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: weft-echo [--port N] [--host H] [--threads N]\n");
+    fprintf(stderr, "usage: weft-echo [--port N] [--host H] [--threads N] "
+                    "[--io event_loop|thread_pool]\n");
     exit(2);
+}
+
+/* Why weft_event_loop_init failed, in words. */
+static const char *loop_error(int rc, char *buf, size_t len)
+{
+    if (rc == -EPERM || rc == -ENOSYS) {
+        int fd = open("/proc/sys/kernel/io_uring_disabled", O_RDONLY | O_CLOEXEC);
+        char v = '0';
+        if (fd >= 0) {
+            if (read(fd, &v, 1) != 1)
+                v = '0';
+            close(fd);
+        }
+        if (rc == -ENOSYS)
+            snprintf(buf, len, "this kernel has no io_uring (%s)", strerror(-rc));
+        else if (v != '0')
+            snprintf(buf, len,
+                     "io_uring is disabled by the sysctl kernel.io_uring_disabled=%c (%s)", v,
+                     strerror(-rc));
+        else
+            snprintf(buf, len,
+                     "io_uring is not permitted here, by a seccomp filter or a "
+                     "container's policy (%s)",
+                     strerror(-rc));
+        return buf;
+    }
+    snprintf(buf, len, "%s", strerror(-rc));
+    return buf;
 }
 
 int main(int argc, char **argv)
 {
     const char *port = "7000", *host = NULL;
     unsigned threads = 0;
+    bool pool = false;
     for (int i = 1; i < argc; i++) {
         if (i + 1 >= argc)
             usage();
@@ -77,7 +120,13 @@ int main(int argc, char **argv)
             host = argv[++i];
         else if (!strcmp(argv[i], "--threads"))
             threads = (unsigned)atoi(argv[++i]);
-        else
+        else if (!strcmp(argv[i], "--io")) {
+            const char *v = argv[++i];
+            if (!strcmp(v, "thread_pool"))
+                pool = true;
+            else if (strcmp(v, "event_loop"))
+                usage();
+        } else
             usage();
     }
 
@@ -95,25 +144,56 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    weft_event_loop *el;
-    weft_event_loop_options o = {.threads = threads};
-    int rc = weft_event_loop_init(&el, &o);
-    if (rc < 0) {
-        fprintf(stderr, "weft-echo: weft_event_loop_init: %s\n", strerror(-rc));
-        return 1;
+    weft_event_loop *el = NULL;
+    weft_thread_pool *tp = NULL;
+    weft_io io;
+    if (!pool) {
+        weft_event_loop_options o = {.threads = threads};
+        int rc = weft_event_loop_init(&el, &o);
+        if (rc < 0) {
+            char why[256];
+            fprintf(stderr, "weft-echo: weft_event_loop_init: %s; using the thread pool instead\n",
+                    loop_error(rc, why, sizeof why));
+            pool = true;
+        }
     }
-    weft_io io = weft_event_loop_io(el);
+    if (pool) {
+        weft_thread_pool_options o = {.max_threads = threads};
+        int rc = weft_thread_pool_init(&tp, &o);
+        if (rc < 0) {
+            fprintf(stderr, "weft-echo: weft_thread_pool_init: %s\n", strerror(-rc));
+            return 1;
+        }
+        io = weft_thread_pool_io(tp);
+    } else {
+        io = weft_event_loop_io(el);
+    }
     struct server sv = {-1, WEFT_GROUP_INIT}, *svp = &sv;
     sv.listener = weft_tcp_listen(io, host, port, 4096);
     if (sv.listener < 0) {
         fprintf(stderr, "weft-echo: listen on %s:%s: %s\n", host ? host : "*", port,
                 strerror(-sv.listener));
-        weft_event_loop_deinit(el);
+        if (el)
+            weft_event_loop_deinit(el);
+        else
+            weft_thread_pool_deinit(tp);
         return 1;
     }
-    fprintf(stderr, "weft-echo: listening on %s:%s\n", host ? host : "*", port);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    int bound = 0;
+    if (getsockname(sv.listener, (struct sockaddr *)&ss, &sl) == 0)
+        bound = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                               : ((struct sockaddr_in *)&ss)->sin_port);
+    fprintf(stderr, "weft-echo (%s): listening on %s:%d\n", pool ? "thread pool" : "event loop",
+            host ? host : "*", bound);
 
-    weft_future *acceptor = weft_async(io, accept_loop, &svp, sizeof svp, 0);
+    weft_future *acceptor;
+    int rc = weft_concurrent(io, &acceptor, accept_loop, &svp, sizeof svp, 0);
+    if (rc < 0) {
+        fprintf(stderr, "weft-echo: no task to accept with: %s\n", strerror(-rc));
+        return 1;
+    }
     struct signalfd_siginfo si;
     ssize_t n = weft_read(io, sfd, &si, sizeof si);
     fprintf(stderr, "weft-echo: %s, stopping\n",
@@ -128,7 +208,10 @@ int main(int argc, char **argv)
     weft_group_wait(io, &sv.conns); /* past the deadline: cancels the rest */
     weft_deadline_set(io, WEFT_NO_DEADLINE);
     weft_group_cancel(io, &sv.conns);
-    weft_event_loop_deinit(el);
+    if (el)
+        weft_event_loop_deinit(el);
+    else
+        weft_thread_pool_deinit(tp);
     close(sfd);
     return 0;
 }

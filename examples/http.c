@@ -102,6 +102,7 @@ static const char *reason(int status)
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
     case 505: return "HTTP Version Not Supported";
     default: return "Unknown";
     }
@@ -133,19 +134,28 @@ static void respond(weft_writer *w, int minor, int status, const char *type, con
         weft_writer_write(w, body, len);
 }
 
-/* An error page; the connection closes after it. */
-static void fail(weft_writer *w, int minor, int status)
+/* An error page (its body left out for HEAD); keep: the connection goes
+   on after it. */
+static void error_page(weft_writer *w, int minor, int status, bool keep, bool with_body)
 {
     char body[80];
     int n = snprintf(body, sizeof body, "%d %s\n", status, reason(status));
-    respond(w, minor, status, "text/plain; charset=utf-8", body, (size_t)n, false, true);
+    respond(w, minor, status, "text/plain; charset=utf-8", body, (size_t)n, keep, with_body);
+}
+
+/* An error page; the connection closes after it. */
+static void fail(weft_writer *w, int minor, int status)
+{
+    error_page(w, minor, status, false, true);
 }
 
 /* Opens path under the root, never outside it: RESOLVE_BENEATH refuses
    "..", absolute symlinks and symlinks that lead out (Linux 5.6). */
 static int open_beneath(int root, const char *path)
 {
-    struct open_how how = {.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY,
+    /* O_NONBLOCK: a FIFO or a device under the root must not hold the
+       worker in open(); it is refused as not a regular file after. */
+    struct open_how how = {.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
                            .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
     int fd = (int)syscall(SYS_openat2, root, path[0] ? path : ".", &how, sizeof how);
     return fd < 0 ? -errno : fd;
@@ -162,20 +172,24 @@ static bool serve_file(weft_io io, struct server *sv, weft_writer *w,
         fail(w, req->minor, st);
         return false;
     }
+    bool body = req->method != HTTP_HEAD;
     int fd = open_beneath(sv->root, path);
     if (fd < 0) {
-        /* Outside the root (EXDEV), a missing file, or no permission. */
-        int status = fd == -EXDEV ? 403 : fd == -EACCES ? 403 : 404;
-        char body[32];
-        int n = snprintf(body, sizeof body, "%d %s\n", status, reason(status));
-        respond(w, req->minor, status, "text/plain; charset=utf-8", body, (size_t)n, keep, true);
+        /* Outside the root (EXDEV), no permission, missing; or out of
+           descriptors or memory, which is the server's trouble (503,
+           and the connection closes to give some back). */
+        if (fd == -EMFILE || fd == -ENFILE || fd == -ENOMEM) {
+            error_page(w, req->minor, 503, false, body);
+            return false;
+        }
+        error_page(w, req->minor, fd == -EXDEV || fd == -EACCES || fd == -ELOOP ? 403 : 404,
+                   keep, body);
         return keep;
     }
     struct stat sb;
     if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
         weft_close(io, fd);
-        static const char nf[] = "404 Not Found\n";
-        respond(w, req->minor, 404, "text/plain; charset=utf-8", nf, sizeof nf - 1, keep, true);
+        error_page(w, req->minor, 404, keep, body);
         return keep;
     }
     head(w, req->minor, 200, http_content_type(path), (uint64_t)sb.st_size, keep);
@@ -188,6 +202,18 @@ static bool serve_file(weft_io io, struct server *sv, weft_writer *w,
     }
     weft_close(io, fd);
     return ok && keep;
+}
+
+static int64_t now_ns(weft_io io);
+
+/* Reads past a request body of len bytes, which must come within the
+   head timeout: a body that never arrives holds nothing for ever. */
+static bool skip_body(weft_io io, struct server *sv, weft_reader *r, int64_t len)
+{
+    weft_deadline_set(io, now_ns(io) + sv->head_ns);
+    bool ok = weft_reader_discard(r, (size_t)len) == len;
+    weft_deadline_set(io, WEFT_NO_DEADLINE);
+    return ok;
 }
 
 /* Answers one parsed request.  Returns false if the connection must
@@ -209,7 +235,7 @@ static bool handle(weft_io io, struct server *sv, weft_reader *r, weft_writer *w
             fail(w, req->minor, 413);
             return false;
         }
-        if (weft_reader_discard(r, (size_t)req->content_length) != req->content_length)
+        if (!skip_body(io, sv, r, req->content_length))
             return false;
         static const char na[] = "405 Method Not Allowed\n";
         respond(w, req->minor, 405, "text/plain; charset=utf-8", na, sizeof na - 1, keep, true);
@@ -225,7 +251,7 @@ static bool handle(weft_io io, struct server *sv, weft_reader *r, weft_writer *w
             fail(w, req->minor, 413);
             return false;
         }
-        if (weft_reader_discard(r, (size_t)req->content_length) != req->content_length)
+        if (!skip_body(io, sv, r, req->content_length))
             return false;
     }
     const char *t = req->target;
@@ -378,7 +404,11 @@ static void accept_loop(weft_io io, void *ctx, void *result)
             if (fd == -ECANCELED || fd == -EINVAL || fd == -EBADF)
                 break;
             if (fd == -EMFILE || fd == -ENFILE) {
-                fprintf(stderr, "weft-http: accept: %s\n", strerror(-fd));
+                /* Said once a second at most, by whichever acceptor. */
+                static _Atomic int64_t said;
+                int64_t now = now_ns(io), last = atomic_load(&said);
+                if (now - last >= 1000000000LL && atomic_compare_exchange_strong(&said, &last, now))
+                    fprintf(stderr, "weft-http: accept: %s\n", strerror(-fd));
                 weft_sleep(io, 10 * 1000000LL);
             }
             continue;

@@ -13,7 +13,11 @@
 
 size_t http_head_end(const char *buf, size_t len)
 {
-    for (size_t i = 0; i < len; i++) {
+    /* Empty lines before the request line are not the end of a head. */
+    size_t i = 0;
+    while (i < len && (buf[i] == '\n' || (buf[i] == '\r' && i + 1 < len && buf[i + 1] == '\n')))
+        i += buf[i] == '\r' ? 2 : 1;
+    for (; i < len; i++) {
         if (buf[i] != '\n')
             continue;
         /* A blank line: LF LF, or LF CR LF. */
@@ -81,6 +85,7 @@ int http_parse_head(const char *buf, size_t len, struct http_request *req)
     size_t pos = 0;
     const char *line;
     size_t n;
+    *req = (struct http_request){.minor = 1, .content_length = -1};
     /* Empty lines before the request line are ignored (RFC 9112 2.2). */
     do {
         if (!next_line(buf, len, &pos, &line, &n))

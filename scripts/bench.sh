@@ -22,6 +22,13 @@ echo_server() {
     weft_echo=$(find build/release -name weft-echo -type f -perm -u+x 2>/dev/null | head -1)
     bench/echo.sh "${weft_echo:-build/release/examples/weft-echo}" build/release/peers
 }
+# The "## Redis protocol" section: weft-resp (examples/resp.c) against
+# redis-server, both loaded by redis-benchmark.
+resp_server() {
+    local weft_resp
+    weft_resp=$(find build/release -name weft-resp -type f -perm -u+x 2>/dev/null | head -1)
+    bench/resp.sh "${weft_resp:-build/release/examples/weft-resp}" build/release/peers
+}
 {
     echo "## weft benchmarks"
     echo
@@ -41,7 +48,7 @@ echo_server() {
         bench/peers/build.sh build/release/peers
         bench/peers/run.sh build/release/peers
     } >build/bench-lines.txt
-    awk -v cpus="$(nproc)" -v only="spawn_await skynet yield" -f bench/tables.awk build/bench-lines.txt
+    awk -v cpus="$(nproc)" -v only="spawn_await skynet skynet_100k yield" -f bench/tables.awk build/bench-lines.txt
     echo "## Synchronisation: weft against threads, Boost.Fiber and Go"
     echo
     echo "2,000,000 lock+unlock pairs, 2,000,000 queued elements and 200,000 round trips per"
@@ -55,6 +62,7 @@ echo_server() {
     echo
     awk -v cpus="$(nproc)" -v only="mutex queue pingpong" -f bench/tables.awk build/bench-lines.txt
     echo_server
+    resp_server
     echo "## File reads"
     echo
     build/release/bench/bench_file_read

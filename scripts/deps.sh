@@ -21,11 +21,14 @@ test)
     # build under qemu.
     required+=(libboost-context-dev libcriterion-dev clang g++ valgrind gcc-aarch64-linux-gnu
         libc6-dev-arm64-cross qemu-user curl "${deb[@]}")
+    required+=(redis-tools) # tests/servers/resp.sh: redis-cli, redis-benchmark
     optional+=(gdb wrk) ;;
 bench)
     required+=(libboost-context-dev)
     optional+=(libboost-fiber-dev golang-go cargo rustc librust-tokio-dev librust-hyper-dev
-        wrk nginx-light curl gnuplot-nox) ;;
+        wrk nginx-light curl gnuplot-nox)
+    optional+=(redis-server redis-tools) # bench/resp.sh: the peer, and redis-benchmark
+    ;;
 *)
     echo "usage: $0 build|package|test|bench" >&2
     exit 2

@@ -105,11 +105,20 @@ if configure gcc -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=gcc; then
     suite gcc build/gcc/tests/weft_tests
     # The gdb extension, on a live process and on a core (-O2 -g, as shipped).
     checks gdb tests/gdb/run.sh build/gcc
+    # weft-resp against redis-cli, redis-benchmark and raw sockets.
+    if command -v redis-cli >/dev/null 2>&1; then
+        checks resp tests/servers/resp.sh build/gcc/examples
+    else
+        echo "== test resp: skipped (no redis-cli; Debian: redis-tools)"
+    fi
     # valgrind runs the same binary, with loop counts divided by 20.
     suite valgrind env WEFT_TEST_SCALE=20 valgrind -q --trace-children=yes --error-exitcode=99 \
         build/gcc/tests/weft_tests
     # The example servers, with real clients.
     checks http tests/servers/http.sh build/gcc/examples
+    # 10,000 connections coming and going badly for 60 s against each server:
+    # nothing lost, nothing growing.  (Longer: tests/soak/run.sh build/gcc SECONDS.)
+    checks soak tests/soak/run.sh build/gcc 60 10000
     # The ABI: libweft.so exports the headers' WEFT_API functions and nothing else.
     checks abi tests/abi/exports.sh build/gcc/libweft.so include/weft
     # A prefix with a space in it: consumers' paths often have one.

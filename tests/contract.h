@@ -2,9 +2,10 @@
 /*
  * The contract suite's harness: each CONTRACT test is written once, as a
  * body taking a weft_io, and runs against the event loop with 1, 2 and 4
- * workers and against the blocking Io.  A body that needs real
- * concurrency calls NEEDS_CONCURRENCY first and is skipped, with the
- * reason, on the blocking Io.
+ * workers, the thread pool with 1, 4 and 64 threads, and the blocking Io.
+ * A body that needs real concurrency calls NEEDS_CONCURRENCY first and is
+ * skipped, with the reason, on the blocking Io; one that looks inside the
+ * event loop's scheduler calls NEEDS_EVENT_LOOP.
  */
 #ifndef WEFT_TESTS_CONTRACT_H
 #define WEFT_TESTS_CONTRACT_H
@@ -15,13 +16,17 @@
 
 struct impl {
     const char *name;
-    unsigned threads; /* 0: the blocking Io */
+    unsigned threads; /* workers, or the pool's max_threads; 0: the blocking Io */
+    bool pool;        /* the thread pool */
 };
 
-static const struct impl impl_el1 = {"event_loop/1", 1};
-static const struct impl impl_el2 = {"event_loop/2", 2};
-static const struct impl impl_el4 = {"event_loop/4", 4};
-static const struct impl impl_blocking = {"blocking", 0};
+static const struct impl impl_el1 = {"event_loop/1", 1, false};
+static const struct impl impl_el2 = {"event_loop/2", 2, false};
+static const struct impl impl_el4 = {"event_loop/4", 4, false};
+static const struct impl impl_tp1 = {"thread_pool/1", 1, true};
+static const struct impl impl_tp4 = {"thread_pool/4", 4, true};
+static const struct impl impl_tp64 = {"thread_pool/64", 64, true};
+static const struct impl impl_blocking = {"blocking", 0, false};
 
 typedef void contract_body(weft_io io, const struct impl *im);
 
@@ -44,6 +49,14 @@ static inline void contract_run(const struct impl *im, contract_body *body)
         body(weft_blocking_io(), im);
         return;
     }
+    if (im->pool) {
+        weft_thread_pool *tp;
+        weft_thread_pool_options o = {.max_threads = im->threads};
+        cr_assert_eq(weft_thread_pool_init(&tp, &o), 0);
+        body(weft_thread_pool_io(tp), im);
+        weft_thread_pool_deinit(tp);
+        return;
+    }
     weft_event_loop *el = test_loop_start(im->threads);
     body(weft_event_loop_io(el), im);
     weft_event_loop_deinit(el);
@@ -54,6 +67,31 @@ static inline void contract_run(const struct impl *im, contract_body *body)
         if (!(im)->threads)                                                                        \
             cr_skip_test("needs concurrency: the blocking Io runs every task inline");             \
     } while (0)
+
+#define NEEDS_EVENT_LOOP(im)                                                                       \
+    do {                                                                                           \
+        if (!(im)->threads || (im)->pool)                                                          \
+            cr_skip_test("looks inside the event loop's scheduler");                               \
+    } while (0)
+
+/* For bodies that need fn to run beside them (NEEDS_CONCURRENCY):
+   weft_async may run fn inline, and the thread pool does once max_threads
+   are busy, so these ask for concurrency and fail the test without it. */
+static inline weft_future *test_spawn(weft_io io, weft_task_fn *fn, const void *ctx, size_t ctx_len,
+                                      size_t result_len)
+{
+    weft_future *f = NULL;
+    int rc = weft_concurrent(io, &f, fn, ctx, ctx_len, result_len);
+    cr_assert_eq(rc, 0, "weft_concurrent: %s", strerror(-rc));
+    return f;
+}
+
+static inline void test_group_spawn(weft_io io, weft_group *g, weft_task_fn *fn, const void *ctx,
+                                    size_t ctx_len)
+{
+    int rc = weft_group_concurrent(io, g, fn, ctx, ctx_len);
+    cr_assert_eq(rc, 0, "weft_group_concurrent: %s", strerror(-rc));
+}
 
 /* One Criterion test of body `name` on implementation `im`, after `env`
    (a statement: setenv for the variants that need it). */
@@ -69,6 +107,9 @@ static inline void contract_run(const struct impl *im, contract_body *body)
     CONTRACT_ON(suite, event_loop_1, name, secs, impl_el1, (void)0)                                \
     CONTRACT_ON(suite, event_loop_2, name, secs, impl_el2, (void)0)                                \
     CONTRACT_ON(suite, event_loop_4, name, secs, impl_el4, (void)0)                                \
+    CONTRACT_ON(suite, thread_pool_1, name, secs, impl_tp1, (void)0)                               \
+    CONTRACT_ON(suite, thread_pool_4, name, secs, impl_tp4, (void)0)                               \
+    CONTRACT_ON(suite, thread_pool_64, name, secs, impl_tp64, (void)0)                             \
     CONTRACT_ON(suite, blocking, name, secs, impl_blocking, (void)0)                               \
     static void name##_body(weft_io io, const struct impl *im)
 

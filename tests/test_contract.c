@@ -257,6 +257,9 @@ static void detached_body(weft_io io, const struct impl *im)
 DETACHED_TEST(tasks_event_loop_1, impl_el1)
 DETACHED_TEST(tasks_event_loop_2, impl_el2)
 DETACHED_TEST(tasks_event_loop_4, impl_el4)
+DETACHED_TEST(tasks_thread_pool_1, impl_tp1)
+DETACHED_TEST(tasks_thread_pool_4, impl_tp4)
+DETACHED_TEST(tasks_thread_pool_64, impl_tp64)
 DETACHED_TEST(tasks_blocking, impl_blocking)
 
 /* ---- select ---------------------------------------------------------------- */
@@ -266,10 +269,10 @@ CONTRACT(select, select_returns_the_index_of_a_finished_future, 30)
     NEEDS_CONCURRENCY(im);
     atomic_int *none = NULL;
     weft_future *f[3];
-    f[0] = weft_async(io, sleeper, &none, sizeof none, sizeof(int));
+    f[0] = test_spawn(io, sleeper, &none, sizeof none, sizeof(int));
     int a[2] = {1, 2};
-    f[1] = weft_async(io, add, a, sizeof a, sizeof(int));
-    f[2] = weft_async(io, sleeper, &none, sizeof none, sizeof(int));
+    f[1] = test_spawn(io, add, a, sizeof a, sizeof(int));
+    f[2] = test_spawn(io, sleeper, &none, sizeof none, sizeof(int));
     cr_assert_eq(weft_select(io, f, 3), 1);
     int r;
     weft_await(io, f[1], &r);
@@ -320,7 +323,7 @@ CONTRACT(cancel, cancel_interrupts_a_sleep, 30)
     atomic_int started = 0;
     atomic_int *p = &started;
     int r = 0;
-    weft_future *f = weft_async(io, sleeper, &p, sizeof p, sizeof r);
+    weft_future *f = test_spawn(io, sleeper, &p, sizeof p, sizeof r);
     while (!atomic_load(&started))
         weft_yield(io);
     weft_cancel(io, f, &r);
@@ -332,7 +335,7 @@ CONTRACT(cancel, cancel_before_the_task_runs_stops_its_first_sleep, 30)
     NEEDS_CONCURRENCY(im);
     atomic_int *none = NULL;
     int r = 0;
-    weft_future *f = weft_async(io, sleeper, &none, sizeof none, sizeof r);
+    weft_future *f = test_spawn(io, sleeper, &none, sizeof none, sizeof r);
     weft_cancel(io, f, &r);
     cr_assert_eq(r, -ECANCELED);
 }
@@ -345,7 +348,7 @@ CONTRACT(cancel, cancel_interrupts_sleeps_on_every_worker, 60)
     atomic_int *p = &started;
     weft_future *f[N];
     for (int i = 0; i < N; i++)
-        f[i] = weft_async(io, sleeper, &p, sizeof p, sizeof(int));
+        f[i] = test_spawn(io, sleeper, &p, sizeof p, sizeof(int));
     while (atomic_load(&started) < N)
         weft_yield(io);
     for (int i = 0; i < N; i++) {
@@ -382,11 +385,11 @@ CONTRACT(cancel, cancel_requested_is_true_only_inside_the_canceled_task, 30)
     cr_assert_not(weft_cancel_requested(io));
     struct observe o = {0};
     struct observe *p = &o;
-    weft_future *f = weft_async(io, observe_cancel, &p, sizeof p, 0);
+    weft_future *f = test_spawn(io, observe_cancel, &p, sizeof p, 0);
     while (!atomic_load(&o.started))
         weft_yield(io);
     int other = -1;
-    weft_future *g = weft_async(io, report_cancel_requested, NULL, 0, sizeof other);
+    weft_future *g = test_spawn(io, report_cancel_requested, NULL, 0, sizeof other);
     weft_cancel(io, f, NULL);
     weft_await(io, g, &other);
     cr_assert_not(o.during);
@@ -408,7 +411,7 @@ CONTRACT(cancel, cancel_is_sticky_for_later_cancellation_points, 30)
 {
     NEEDS_CONCURRENCY(im);
     int r[2] = {0, 0};
-    weft_future *f = weft_async(io, sleep_then_report, NULL, 0, sizeof r);
+    weft_future *f = test_spawn(io, sleep_then_report, NULL, 0, sizeof r);
     weft_yield(io);
     weft_cancel(io, f, r);
     cr_assert_eq(r[0], -ECANCELED);
@@ -441,7 +444,7 @@ static void double_release_child(void *arg)
 #define DOUBLE_RELEASE_TEST(suite, im)                                                             \
     Test(suite, a_second_release_aborts_with_a_message, .timeout = 30)                             \
     {                                                                                              \
-        if ((im).threads)                                                                          \
+        if ((im).threads && !(im).pool)                                                            \
             weft_event_loop_deinit(test_loop_start((im).threads));                                 \
         for (child_second = 0; child_second < 2; child_second++) {                                 \
             char out[4096];                                                                        \
@@ -455,6 +458,9 @@ static void double_release_child(void *arg)
 DOUBLE_RELEASE_TEST(tasks_event_loop_1, impl_el1)
 DOUBLE_RELEASE_TEST(tasks_event_loop_2, impl_el2)
 DOUBLE_RELEASE_TEST(tasks_event_loop_4, impl_el4)
+DOUBLE_RELEASE_TEST(tasks_thread_pool_1, impl_tp1)
+DOUBLE_RELEASE_TEST(tasks_thread_pool_4, impl_tp4)
+DOUBLE_RELEASE_TEST(tasks_thread_pool_64, impl_tp64)
 DOUBLE_RELEASE_TEST(tasks_blocking, impl_blocking)
 
 /* ---- time ------------------------------------------------------------------- */

@@ -77,6 +77,24 @@ Test(http_parse, malformed_heads_are_400)
     }
 }
 
+Test(http_parse, a_malformed_request_leaves_the_request_defined)
+{
+    struct http_request r;
+    memset(&r, 0x5a, sizeof r);
+    cr_assert_eq(http_parse_head("GARBAGE\r\n\r\n", 11, &r), 400);
+    cr_assert_eq(r.minor, 1, "the error page's version is defined");
+}
+
+Test(http_parse, blank_lines_before_a_request_are_not_a_head)
+{
+    static const char t[] = "\r\n\r\n\nGET / HTTP/1.1\r\n\r\n";
+    size_t len = sizeof t - 1;
+    cr_assert_eq(http_head_end(t, len), len);
+    struct http_request r;
+    cr_assert_eq(http_parse_head(t, len, &r), 0);
+    cr_assert_eq(r.method, HTTP_GET);
+}
+
 Test(http_parse, other_versions_and_methods)
 {
     struct http_request r;

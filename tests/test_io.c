@@ -2,8 +2,8 @@
 /*
  * Files, directories, sockets, cancellation and deadlines, written once
  * against weft_io and run on the event loop (1, 2 and 4 workers, with the
- * offload threads forced, and on the oldest ring paths) and on the
- * blocking Io.
+ * offload threads forced, and on the oldest ring paths), on the thread
+ * pool (1, 4 and 64 threads) and on the blocking Io.
  */
 #include "contract.h"
 
@@ -28,8 +28,8 @@
 #define MS   1000000LL
 #define HOUR (3600LL * 1000000000LL)
 
-static const struct impl impl_offload = {"event_loop/offload", 2};
-static const struct impl impl_compat = {"event_loop/compat", 2};
+static const struct impl impl_offload = {"event_loop/offload", 2, false};
+static const struct impl impl_compat = {"event_loop/compat", 2, false};
 
 /* CONTRACT's implementations, and the event loop's offload and compat
    paths. */
@@ -40,6 +40,9 @@ static const struct impl impl_compat = {"event_loop/compat", 2};
     CONTRACT_ON(suite, event_loop_4, name, secs, impl_el4, (void)0)                                \
     CONTRACT_ON(suite, offload, name, secs, impl_offload, setenv("WEFT_URING_OFFLOAD", "1", 1))    \
     CONTRACT_ON(suite, compat, name, secs, impl_compat, setenv("WEFT_URING_COMPAT", "1", 1))       \
+    CONTRACT_ON(suite, thread_pool_1, name, secs, impl_tp1, (void)0)                               \
+    CONTRACT_ON(suite, thread_pool_4, name, secs, impl_tp4, (void)0)                               \
+    CONTRACT_ON(suite, thread_pool_64, name, secs, impl_tp64, (void)0)                             \
     CONTRACT_ON(suite, blocking, name, secs, impl_blocking, (void)0)                               \
     static void name##_body(weft_io io, const struct impl *im)
 
@@ -348,7 +351,7 @@ IO_CONTRACT(sockets, hundreds_of_tcp_connections_echo_every_byte, 120)
         int fd = weft_tcp_connect(io, "127.0.0.1", ps);
         cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
         struct conn_ctx c = {fd, 20, &bytes};
-        weft_group_async(io, &g, client, &c, sizeof c);
+        test_group_spawn(io, &g, client, &c, sizeof c);
     }
     weft_group_wait(io, &g);
     weft_await(io, a, NULL);
@@ -967,4 +970,60 @@ Test(sockets, listening_on_every_address_takes_ipv4_under_bindv6only, .timeout =
         cr_skip_test("%s", out);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit %d: %s", WEXITSTATUS(st), out);
     cr_assert(strstr(out, "ok") != NULL, "%s", out);
+}
+
+/* Each kind of wait that gives nothing to poll still honours a deadline:
+   a FIFO with no reader, a UNIX listener whose backlog is full, and a
+   recv with MSG_WAITALL, which returns what came. */
+IO_CONTRACT(deadline, waits_with_nothing_to_poll_time_out, 30)
+{
+    (void)im;
+    char dir[64];
+    int dfd = tmp_dir(dir, sizeof dir);
+    char path[128];
+    snprintf(path, sizeof path, "%s/fifo", dir);
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    weft_deadline_set(io, now_ns() + 30 * MS);
+    int fd = weft_open(io, AT_FDCWD, path, O_WRONLY, 0);
+    weft_deadline_set(io, WEFT_NO_DEADLINE);
+    cr_assert_eq(fd, -ETIMEDOUT, "open of a FIFO with no reader: %d", fd);
+
+    snprintf(path, sizeof path, "%s/sock", dir);
+    int l = weft_unix_listen(io, path, 0);
+    cr_assert_geq(l, 0);
+    /* Fill the backlog (0 admits one or two), then one more must wait. */
+    int c[4];
+    int n = 0;
+    for (; n < 4; n++) {
+        c[n] = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
+        strcpy(a.sun_path, path);
+        if (connect(c[n], (struct sockaddr *)&a, sizeof a) != 0) {
+            close(c[n]);
+            break;
+        }
+    }
+    cr_assert_lt(n, 4, "the backlog never filled");
+    weft_deadline_set(io, now_ns() + 30 * MS);
+    int s = weft_unix_connect(io, path);
+    weft_deadline_set(io, WEFT_NO_DEADLINE);
+    cr_assert_eq(s, -ETIMEDOUT, "connect to a full listener: %d", s);
+    for (int i = 0; i < n; i++)
+        close(c[i]);
+    weft_close(io, l);
+    unlink(path);
+
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    cr_assert_eq(send(sv[1], "abc", 3, 0), 3);
+    char buf[16];
+    weft_deadline_set(io, now_ns() + 30 * MS);
+    ssize_t got = weft_recv(io, sv[0], buf, sizeof buf, MSG_WAITALL);
+    weft_deadline_set(io, WEFT_NO_DEADLINE);
+    cr_assert(got == 3 || got == -ETIMEDOUT, "recv MSG_WAITALL: %zd", got);
+    close(sv[0]);
+    close(sv[1]);
+    snprintf(path, sizeof path, "%s/fifo", dir);
+    unlink(path);
+    rm_dir(dir, dfd);
 }

@@ -77,7 +77,7 @@ static void yield_until(weft_io io, void *ctx, void *result)
 
 CONTRACT(sched, a_yielding_task_does_not_keep_a_sleeper_asleep, 30)
 {
-    NEEDS_CONCURRENCY(im);
+    NEEDS_EVENT_LOOP(im);
     _Atomic bool done = false, *p = &done;
     weft_future *f[4];
     for (unsigned i = 0; i < im->threads; i++)
@@ -106,7 +106,7 @@ static void arrive_then_yield(weft_io io, void *ctx, void *result)
    they must run while the others keep yielding. */
 CONTRACT(sched, tasks_spilled_to_the_global_queue_run_while_others_yield, 60)
 {
-    NEEDS_CONCURRENCY(im);
+    NEEDS_EVENT_LOOP(im);
     enum { N = 600 };
     _Atomic long arrived = 0;
     struct arrive a = {&arrived, N};
@@ -134,7 +134,7 @@ static uint64_t total_searches(weft__sched *s)
    not one per turn of a busy loop. */
 CONTRACT(sched, idle_workers_park_while_an_operation_is_in_flight, 30)
 {
-    NEEDS_CONCURRENCY(im);
+    NEEDS_EVENT_LOOP(im);
     weft__sched *s = weft__worker_current()->sched;
     /* Let the workers settle into their first park. */
     cr_assert_eq(weft_sleep(io, 5 * MS), 0);
@@ -149,7 +149,7 @@ CONTRACT(sched, idle_workers_park_while_an_operation_is_in_flight, 30)
    with a sleeping task of its own, must steal it. */
 CONTRACT(sched, an_idle_worker_with_a_sleeping_task_still_steals, 30)
 {
-    NEEDS_CONCURRENCY(im);
+    NEEDS_EVENT_LOOP(im);
     if (im->threads < 2)
         cr_skip_test("needs two workers");
     _Atomic bool started = false, *sp = &started;
@@ -483,7 +483,7 @@ static void *put_four(void *p)
 
 CONTRACT(sched, tasks_woken_by_a_plain_thread_do_not_wait_behind_a_busy_worker, 30)
 {
-    NEEDS_CONCURRENCY(im);
+    NEEDS_EVENT_LOOP(im);
     if (im->threads < 2)
         cr_skip_test("needs two workers");
     struct remote r = {NULL, 0, false}, *rp = &r;
@@ -619,7 +619,7 @@ static void *cancel_group_blocking(void *p)
 
 CONTRACT(sync, a_plain_thread_waits_for_an_event_loop_group, 30)
 {
-    NEEDS_CONCURRENCY(im);
+    NEEDS_EVENT_LOOP(im);
     struct cross_group x = {WEFT_GROUP_INIT, NULL, 0, 0, 0, false, -1}, *xp = &x;
     cr_assert_eq(weft_queue_create(&x.q, sizeof(int), 2), 0);
     weft_group_async(io, &x.g, member_get, &xp, sizeof xp);
@@ -641,7 +641,7 @@ CONTRACT(sync, a_plain_thread_waits_for_an_event_loop_group, 30)
 
 CONTRACT(sync, a_plain_thread_cancels_an_event_loop_group, 30)
 {
-    NEEDS_CONCURRENCY(im);
+    NEEDS_EVENT_LOOP(im);
     struct cross_group x = {WEFT_GROUP_INIT, NULL, 0, 0, 0, false, -1}, *xp = &x;
     for (unsigned i = 0; i < 2 * im->threads; i++)
         weft_group_async(io, &x.g, member_sleep, &xp, sizeof xp);

@@ -282,6 +282,32 @@ CONTRACT(stream, a_writer_to_a_slow_reader_loses_nothing, 60)
     close(sv[1]);
 }
 
+/* Nothing, any number of times, is nothing; and no buffer at all is a
+   writer that writes through. */
+Test(stream, empty_pieces_and_no_buffer, .timeout = 10)
+{
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    char buf[16];
+    weft_writer w;
+    weft_writer_init(&w, weft_blocking_io(), sv[0], buf, sizeof buf);
+    cr_assert_eq(weft_writer_splat(&w, "", 0, SIZE_MAX), 0);
+    cr_assert_eq(w.len, 0);
+    weft_writer_init(&w, weft_blocking_io(), sv[0], NULL, 0);
+    struct iovec none = {NULL, 0};
+    cr_assert_eq(weft_writer_drain(&w, &none, 1, 1), 0);
+    cr_assert_eq(weft_writer_write(&w, "abc", 3), 3);
+    char got[4] = {0};
+    cr_assert_eq(recv(sv[1], got, 3, 0), 3);
+    cr_assert_str_eq(got, "abc");
+    weft_reader r;
+    weft_reader_init_mem(&r, NULL, 0);
+    const void *p;
+    cr_assert_eq(weft_reader_take_delim(&r, '\n', &p), 0);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 /* A peer that went away: -EPIPE (no SIGPIPE), and it sticks. */
 CONTRACT(stream, a_writer_error_is_sticky_and_raises_no_signal, 30)
 {

@@ -20,4 +20,11 @@ for peer in pthread boost_fiber go tokio; do
     rc=${PIPESTATUS[0]}
     [ "$rc" -eq 0 ] || echo "$peer failed (exit $rc)"
 done
+# Go's ping-pong again on one thread (GOMAXPROCS=1), beside weft's on one
+# worker.
+if [ -x "$out/peer_go" ]; then
+    GOMAXPROCS=1 "${limit[@]}" "$out/peer_go" pingpong | while IFS= read -r line; do
+        echo "go_1 $line"
+    done
+fi
 exit 0

@@ -113,6 +113,30 @@ typedef struct weft_loop_stats {
 WEFT_API unsigned weft_event_loop_stats(weft_event_loop *el, weft_loop_stats *out,
                                         weft_worker_stats *per, unsigned n, bool with_rss);
 
+/* ---- the thread pool: tasks are OS threads, I/O is plain system calls ----- */
+
+typedef struct weft_thread_pool weft_thread_pool;
+
+typedef struct weft_thread_pool_options {
+    unsigned max_threads; /* 0: the CPUs this process may run on */
+} weft_thread_pool_options;
+
+/* Makes a pool; starts no thread until a task needs one.  weft_async runs
+   its task on an idle pool thread, on a new one while fewer than
+   max_threads exist, or else inline in the caller.  weft_concurrent always
+   gets a thread of its own, beyond max_threads if need be, up to 16384
+   threads in all (or max_threads, if larger): then -ENOMEM.  Threads idle
+   for 10 seconds exit.  Cancel and deadlines interrupt a thread waiting in
+   a system call on a socket, pipe or terminal, in a sleep or in a wait,
+   without signals.  opts may be NULL.  0, -EINVAL, -ENOMEM.  docs/threads.md
+   has the design. */
+WEFT_API int weft_thread_pool_init(weft_thread_pool **out, const weft_thread_pool_options *opts);
+WEFT_API weft_io weft_thread_pool_io(weft_thread_pool *tp);
+/* Waits for detached tasks and group members (and any task still
+   running), then stops the threads and frees the pool.  Must not be called
+   by one of the pool's tasks. */
+WEFT_API void weft_thread_pool_deinit(weft_thread_pool *tp);
+
 /* ---- the blocking Io: no concurrency, plain blocking calls ------------------ */
 
 /* async runs the task inline and returns a finished future; concurrent

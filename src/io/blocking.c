@@ -13,11 +13,6 @@
 #include "../sched/sched.h"
 #include "sys.h"
 
-#include <fcntl.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-
 #include <weft/weft.h>
 
 #include <errno.h>
@@ -253,129 +248,13 @@ static int b_sleep_until(void *ud, clockid_t clock, int64_t deadline_ns)
     return rc ? -rc : timedout;
 }
 
-/* ---- files and sockets: plain system calls ------------------------------- */
+/* ---- files and sockets: plain system calls (sys.c) ------------------------ */
 
-/* Before a call that may block on fd for as long as its peer likes: wait
-   for it to be ready with the time left, or -ETIMEDOUT.  Regular files and
-   block devices are not interruptible, and are not waited for. */
-static int ready_before_deadline(int fd, short events)
-{
-    if (fd < 0)
-        return 0; /* the call itself says -EBADF */
-    int saved = errno;
-    struct stat st;
-    if (fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) || S_ISDIR(st.st_mode))) {
-        errno = saved;
-        return 0;
-    }
-    for (;;) {
-        int64_t now;
-        weft__clock_now(CLOCK_MONOTONIC, &now);
-        if (now >= deadline) {
-            errno = saved;
-            return -ETIMEDOUT;
-        }
-        int64_t left_ms = (deadline - now + 999999) / 1000000;
-        struct pollfd p = {.fd = fd, .events = events};
-        int n = poll(&p, 1, left_ms > 1000000 ? 1000000 : (int)left_ms);
-        if (n > 0 || (n < 0 && errno != EINTR)) {
-            errno = saved;
-            return 0; /* ready, or an error the call itself will report */
-        }
-    }
-}
-
-/* connect with a deadline: non-blocking, then wait for writability. */
-static int64_t connect_before_deadline(weft_op *op)
-{
-    int saved = errno;
-    int fl = fcntl(op->fd, F_GETFL);
-    if (fl < 0) {
-        int e = errno;
-        errno = saved;
-        return -e;
-    }
-    fcntl(op->fd, F_SETFL, fl | O_NONBLOCK);
-    int64_t rc = connect(op->fd, op->buf, (socklen_t)op->len) < 0 ? -errno : 0;
-    if (rc == -EINPROGRESS) {
-        rc = ready_before_deadline(op->fd, POLLOUT);
-        if (rc == 0) {
-            int err = 0;
-            socklen_t len = sizeof err;
-            rc = getsockopt(op->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 ? -errno : -err;
-        }
-    }
-    fcntl(op->fd, F_SETFL, fl);
-    errno = saved;
-    return rc;
-}
-
-/* A write or send under a deadline: poll says there is room, but a
-   blocking call then waits for room for all of it.  So the call itself
-   must not wait: MSG_DONTWAIT for sends, O_NONBLOCK for the length of a
-   write (on the open file, which other users of it share for that long).
-   A partial count is the result, as for a write that was interrupted. */
-static int64_t write_before_deadline(weft_op *op)
-{
-    for (;;) {
-        int64_t rc = ready_before_deadline(op->fd, POLLOUT);
-        if (rc < 0)
-            return rc;
-        if (op->code == WEFT_OP_SEND || op->code == WEFT_OP_SENDMSG) {
-            weft_op o = *op;
-            o.flags |= MSG_DONTWAIT;
-            rc = weft__sys_operate(&o);
-        } else {
-            int saved = errno;
-            int fl = fcntl(op->fd, F_GETFL);
-            if (fl >= 0 && !(fl & O_NONBLOCK))
-                fcntl(op->fd, F_SETFL, fl | O_NONBLOCK);
-            errno = saved;
-            rc = weft__sys_operate(op);
-            if (fl >= 0 && !(fl & O_NONBLOCK))
-                fcntl(op->fd, F_SETFL, fl);
-            errno = saved;
-        }
-        if (rc != -EAGAIN)
-            return rc;
-    }
-}
-
+/* The deadline interrupts waits for a peer; nothing cancels this Io. */
 static int64_t b_operate(void *ud, weft_op *op)
 {
     (void)ud;
-    if (deadline != WEFT_NO_DEADLINE && op->code != WEFT_OP_CLOSE) {
-        int64_t now;
-        weft__clock_now(CLOCK_MONOTONIC, &now);
-        if (now >= deadline)
-            return -ETIMEDOUT;
-        int rc = 0;
-        switch (op->code) {
-        case WEFT_OP_READ:
-        case WEFT_OP_READV:
-        case WEFT_OP_RECV:
-        case WEFT_OP_RECVMSG:
-        case WEFT_OP_ACCEPT:
-            rc = ready_before_deadline(op->fd, POLLIN);
-            break;
-        case WEFT_OP_WRITE:
-        case WEFT_OP_WRITEV:
-        case WEFT_OP_SEND:
-        case WEFT_OP_SENDMSG:
-            if (weft__op_check(op) == 0)
-                return write_before_deadline(op);
-            break;
-        case WEFT_OP_CONNECT:
-            if (weft__op_check(op) == 0)
-                return connect_before_deadline(op);
-            break;
-        default:
-            break;
-        }
-        if (rc < 0)
-            return rc;
-    }
-    return weft__sys_operate(op);
+    return weft__sys_operate_until(op, deadline, NULL);
 }
 
 static int64_t b_deadline_set(void *ud, int64_t d)

@@ -98,8 +98,8 @@ WEFT_API ssize_t weft_reader_take_delim(weft_reader *r, int delim, const void **
         return r->err;
     size_t scanned = 0; /* bytes after start already known not to hold delim */
     for (;;) {
-        char *from = r->buf + r->start + scanned;
-        char *hit = memchr(from, delim, r->end - r->start - scanned);
+        size_t left = r->end - r->start - scanned;
+        char *hit = left ? memchr(r->buf + r->start + scanned, delim, left) : NULL;
         if (hit) {
             size_t n = (size_t)(hit - (r->buf + r->start)) + 1;
             *out = r->buf + r->start;
@@ -275,11 +275,15 @@ WEFT_API ssize_t weft_writer_drain(weft_writer *w, const struct iovec *data, int
         total += len * times;
     }
     if (total <= w->cap - w->len) {
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < n; i++) {
+            size_t len = data[i].iov_len;
+            if (len == 0)
+                continue; /* (however many times: nothing) */
             for (size_t t = 0; t < (i == n - 1 ? splat : 1); t++) {
-                memcpy(w->buf + w->len, data[i].iov_base, data[i].iov_len);
-                w->len += data[i].iov_len;
+                memcpy(w->buf + w->len, data[i].iov_base, len);
+                w->len += len;
             }
+        }
         return (ssize_t)total;
     }
     /* The buffer, then data's elements (the last once), in vectored writes

@@ -71,8 +71,7 @@ static void worker_stats(weft__sched *s, weft__worker *w, weft_worker_stats *o)
 {
     memset(o, 0, sizeof *o);
     o->runs = LOAD(w->runs);
-    /* ids counts spawns; the main task is not one. */
-    o->spawned = w->ids; /* written by w alone; a torn read is impossible on 64-bit */
+    o->spawned = LOAD(w->spawned);
     o->finished = LOAD(w->finished);
     o->steals = LOAD(w->steals);
     o->stolen = LOAD(w->stolen);
@@ -283,7 +282,7 @@ static void check_stalls(weft__sched *s, struct watch *wt, int64_t now)
            is not stalled by its task: it must have computed for most of
            the time, or be blocked in a system call. */
         int64_t cpu = cpu_ns(w);
-        bool computing = cpu >= 0 && wt[i].cpu >= 0 && cpu - wt[i].cpu >= held / 2;
+        bool computing = cpu >= 0 && wt[i].cpu >= 0 && cpu - wt[i].cpu >= held / 4;
         bool blocked = !computing && blocked_in_kernel(w);
         if (!computing && !blocked)
             continue;

@@ -369,16 +369,12 @@ void weft__sched_exit(weft__task *self, struct weft__handoff *h)
    more than one is queued: one wake-up per batch, and none for the lone
    completion this worker is about to run (with a wake-up for each, an
    idle worker would be woken for nothing at every request). */
-static void ready_all(weft__worker *w, weft__task *t)
+static void ready_all(weft__worker *w)
 {
     uint32_t room = weft__runq_room(w);
     bool queued = false;
-    while (t) {
-        if (!t->pinned && room <= WEFT__RUNQ_SIZE / 8) {
-            weft__ring_unpoll(w, t);
-            break;
-        }
-        weft__task *next = t->link;
+    weft__task *t;
+    while (room > WEFT__RUNQ_SIZE / 8 && (t = weft__ring_take(w))) {
         if (t->pinned) {
             weft__sched_ready(w, t);
         } else {
@@ -387,7 +383,6 @@ static void ready_all(weft__worker *w, weft__task *t)
             weft__runq_push_back(w, t);
             queued = true;
         }
-        t = next;
     }
     if (queued && weft__runq_room(w) <= WEFT__RUNQ_SIZE - 2)
         wakep(w);
@@ -529,7 +524,8 @@ static weft__task *spin_rounds(weft__worker *w, unsigned rounds, bool *idle)
            are what parking waits for, not a reason to stop searching). */
         if (round % 8 == 7) {
             if (weft__ring_busy(w)) {
-                ready_all(w, weft__ring_poll(w, false));
+                weft__ring_poll(w, false);
+                ready_all(w);
                 if (!weft__runq_empty(w))
                     return NULL;
             }
@@ -590,7 +586,8 @@ static void park(weft__worker *w)
     if (!work) {
         atomic_store_explicit(&w->parks, atomic_load_explicit(&w->parks, memory_order_relaxed) + 1,
                               memory_order_relaxed);
-        ready_all(w, weft__ring_poll(w, true));
+        weft__ring_poll(w, true);
+        ready_all(w);
     }
     atomic_store_explicit(&w->parked, false, memory_order_relaxed);
 
@@ -637,15 +634,18 @@ static weft__task *find_runnable(weft__worker *w)
         }
         if (w->periodic) {
             w->periodic = false;
-            if (weft__ring_busy(w))
-                ready_all(w, weft__ring_poll(w, false));
+            if (weft__ring_busy(w)) {
+                weft__ring_poll(w, false);
+                ready_all(w);
+            }
             if ((t = global_overdue(w)))
                 return found(w, t);
         }
         if ((t = local_get(w)) || (t = global_get(w, WEFT__RUNQ_SIZE / 2)))
             return found(w, t);
         if (weft__ring_busy(w)) {
-            ready_all(w, weft__ring_poll(w, false));
+            weft__ring_poll(w, false);
+            ready_all(w);
             if ((t = local_get(w)))
                 return found(w, t);
         }

@@ -142,6 +142,7 @@ struct __attribute__((aligned(64))) weft__worker {
     /* More of the same, for weft_event_loop_stats and the monitor
        (monitor.c): counted with weft__count. */
     _Atomic uint64_t runs;      /* switches into a task */
+    _Atomic uint64_t spawned;   /* tasks started here */
     _Atomic uint64_t finished;  /* tasks that ended here */
     _Atomic uint64_t steals;    /* steals that took something */
     _Atomic uint64_t stolen;    /* tasks they took */
@@ -374,13 +375,12 @@ static inline bool weft__cancel_is_requested(const weft__task *t)
 int weft__ring_init(weft__worker *w, unsigned entries);
 void weft__ring_fini(weft__worker *w);
 /* Submits what is queued and handles completions.  wait: block until at
-   least one completion arrives.  Returns the tasks whose operations
-   completed (linked through ->link, in completion order), for the
-   scheduler to make runnable, as Go's netpoll returns a list. */
-weft__task *weft__ring_poll(weft__worker *w, bool wait);
-/* Gives back the tail of a list poll returned (no room for it now): the
-   next poll returns it first. */
-void weft__ring_unpoll(weft__worker *w, weft__task *list);
+   least one completion arrives.  The tasks whose operations completed
+   wait in the ring's list, in completion order, for the scheduler to take
+   them with weft__ring_take (as Go's netpoll hands back a list). */
+void weft__ring_poll(weft__worker *w, bool wait);
+/* The first task of that list, removed from it, or NULL. */
+weft__task *weft__ring_take(weft__worker *w);
 /* Has w anything in flight or queued that poll would need to look at? */
 bool weft__ring_busy(weft__worker *w);
 /* Has w anything to submit or reap now (operations in flight aside)? */

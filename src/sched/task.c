@@ -153,6 +153,7 @@ weft__task *weft__task_create(weft__sched *s, weft_task_fn *fn, const void *ctx,
     task_setup(t, s, fn, ctx, ctx_len, result_len, flags);
     t->fiber = f;
     t->id = ++w->ids * s->nworkers + w->index;
+    weft__count(w, spawned, 1);
     f->extra = t;
     if (flags & WEFT__TASK_DETACHED)
         atomic_fetch_add_explicit(&s->detached, 1, memory_order_relaxed);

@@ -136,6 +136,19 @@ static void mark_written(const weft_op *op, int32_t res)
     }
 }
 
+int weft__uring_sleep_until(clockid_t clock, int64_t deadline_ns);
+
+/* Whether op opens a FIFO (a system call on the worker: only on the rare
+   path of an open that failed with ENXIO). */
+static bool is_fifo(const weft_op *op)
+{
+    int saved = errno;
+    struct stat st;
+    bool r = fstatat(op->fd, op->path, &st, 0) == 0 && S_ISFIFO(st.st_mode);
+    errno = saved;
+    return r;
+}
+
 int64_t weft__uring_operate(weft__sched *s, weft_op *op)
 {
     weft__worker *w = weft__worker_current();
@@ -173,7 +186,7 @@ int64_t weft__uring_operate(weft__sched *s, weft_op *op)
     struct weft__op rec = {.task = t};
     struct __kernel_timespec ts = {.tv_sec = deadline / 1000000000,
                                    .tv_nsec = deadline % 1000000000};
-    bool async = false;
+    bool fifo_wait = false;
     for (;;) {
         w = weft__worker_current(); /* the task may have moved */
         bool timed = deadline != WEFT_NO_DEADLINE;
@@ -182,8 +195,6 @@ int64_t weft__uring_operate(weft__sched *s, weft_op *op)
             return -ECANCELED;
         struct io_uring_sqe *sqe = weft__ring_sqe(w);
         fill(sqe, &ring_op);
-        if (async)
-            sqe->flags |= IOSQE_ASYNC;
         io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&rec |
                                          (cancelable ? WEFT__UD_OP : WEFT__UD_OP_FIXED));
         if (timed) {
@@ -201,12 +212,24 @@ int64_t weft__uring_operate(weft__sched *s, weft_op *op)
             weft__cancel_leave(t);
         int32_t res = rec.res;
         mark_written(op, res);
-        if (res == -ENXIO && op->code == WEFT_OP_OPEN && !(op->flags & O_NONBLOCK) && !async) {
-            /* The ring's first try at an open is non-blocking, and a FIFO
-               opened for writing with no reader then fails with ENXIO where
-               open(2) waits for one: again, on the kernel's worker threads,
-               where it may block. */
-            async = true;
+        if (res >= 0 && fifo_wait) {
+            /* Blocking, as asked: O_NONBLOCK was ours. */
+            int fl = fcntl(res, F_GETFL);
+            if (fl >= 0)
+                fcntl(res, F_SETFL, fl & ~O_NONBLOCK);
+        }
+        if (res == -ENXIO && op->code == WEFT_OP_OPEN && !(op->flags & O_NONBLOCK) &&
+            (fifo_wait || is_fifo(op))) {
+            /* A FIFO opened for writing with no reader: open(2) waits for
+               one, but the ring's open does not block, and there is
+               nothing to poll for a reader.  Again every millisecond, until
+               one comes, a cancel, or the deadline (as the blocking Io
+               does). */
+            int rc = weft__uring_sleep_until(CLOCK_MONOTONIC, now_ns() + 1000000);
+            if (rc < 0)
+                return rc;
+            fifo_wait = true;
+            ring_op.flags |= O_NONBLOCK;
             continue;
         }
         if (res != -ECANCELED && res != -EINTR)

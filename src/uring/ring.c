@@ -129,10 +129,8 @@ static void submit(weft__worker *w)
             return;
         if (rc == -EBUSY || rc == -EAGAIN) {
             /* Make room; what completed waits in r->done for the
-               scheduler's next poll (ring_pending says so). */
-            weft__task *done = weft__ring_poll(w, false);
-            if (done)
-                weft__ring_unpoll(w, done);
+               scheduler (ring_pending says so). */
+            weft__ring_poll(w, false);
             continue;
         }
         die("submit", rc);
@@ -253,27 +251,20 @@ bool weft__ring_pending(weft__worker *w)
            atomic_load_explicit(&r->mail, memory_order_relaxed);
 }
 
-void weft__ring_unpoll(weft__worker *w, weft__task *list)
+weft__task *weft__ring_take(weft__worker *w)
 {
     struct weft__ring *r = w->ring;
-    weft__task *last = list;
-    while (last->link)
-        last = last->link;
-    last->link = r->done;
-    if (!r->done)
-        r->done_tail = last;
-    r->done = list;
-}
-
-/* The tasks whose operations completed, taken from the ring. */
-static weft__task *take_done(struct weft__ring *r)
-{
     weft__task *t = r->done;
-    r->done = r->done_tail = NULL;
+    if (t) {
+        r->done = t->link;
+        if (!r->done)
+            r->done_tail = NULL;
+    }
     return t;
 }
 
-weft__task *weft__ring_poll(weft__worker *w, bool wait)
+
+void weft__ring_poll(weft__worker *w, bool wait)
 {
     struct weft__ring *r = w->ring;
     if (r->efd >= 0 && atomic_load_explicit(&r->mail, memory_order_relaxed))
@@ -315,7 +306,6 @@ weft__task *weft__ring_poll(weft__worker *w, bool wait)
         weft__count(w, cqes, 1);
         dispatch(w, ud, res, flags);
     }
-    return take_done(r);
 }
 
 /* Wakes `to` through its eventfd (rings without MSG_RING). */

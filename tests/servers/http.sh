@@ -90,6 +90,23 @@ n=$(grep -c "HTTP/1.1 200" <<<"$out")
 [ "$n" -eq 3 ] && [[ $(tr -d '\r\n' <<<"$out") == *"Hello, World!"*message*"Content-Length: 13"* ]]
 report pipelined_requests_answered_in_order $? "$n responses" "$out"
 
+# HEAD of a missing file: no body, and the connection goes on in step.
+out=$(raw 'HEAD /nope.html HTTP/1.1\r\nHost: x\r\n\r\nGET /plaintext HTTP/1.1\r\nConnection: close\r\n\r\n')
+[[ $out == "HTTP/1.1 404"* && $out != *"404 Not Found"$'\n'* &&
+    $(tr -d '\r' <<<"$out") == *$'\n\nHTTP/1.1 200 OK'*"Hello, World!" ]]
+report head_of_a_missing_file_has_no_body $? "$out"
+
+# A FIFO under the root is not a file to serve, and does not hold a worker.
+mkfifo "$work/root/fifo"
+[ "$(status /fifo --max-time 5)" = 404 ] && [ "$(status /plaintext --max-time 5)" = 200 ]
+report a_fifo_under_the_root_is_404 $?
+
+# A body that never comes: the connection is closed by the head timeout.
+out=$(raw 'POST /x HTTP/1.1\r\nContent-Length: 100\r\n\r\nab')
+st=$?
+[ $st -eq 0 ]
+report a_body_that_never_comes_times_out $? "raw: $st" "$out"
+
 # Files: never outside the root, however asked.
 declare -A expect=(
     ["/inside.html"]=200
@@ -160,7 +177,7 @@ if command -v wrk >/dev/null && ulimit -n 12000 2>/dev/null; then
     stop_server
     start_server "$log" "$bin" --port 0 --host 127.0.0.1 --threads 2 "${iof[@]}"
     url=http://127.0.0.1:$server_port
-    out=$(wrk -t 2 -c 10000 -d 3s --timeout 10s "$url/plaintext" 2>&1)
+    out=$(wrk -t 2 -c 10000 -d 10s --timeout 10s "$url/plaintext" 2>&1)
     reqs=$(awk '/requests in/ { print $1 }' <<<"$out")
     ! grep -q "Socket errors" <<<"$out" && [ "${reqs:-0}" -ge 10000 ] &&
         ! grep -q "Non-2xx" <<<"$out"
