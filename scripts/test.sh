@@ -103,6 +103,8 @@ checks license tests/license/check.sh "$root"
 
 if configure gcc -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=gcc; then
     suite gcc build/gcc/tests/weft_tests
+    # The gdb extension, on a live process and on a core (-O2 -g, as shipped).
+    checks gdb tests/gdb/run.sh build/gcc
     # weft-resp against redis-cli, redis-benchmark and raw sockets.
     if command -v redis-cli >/dev/null 2>&1; then
         checks resp tests/servers/resp.sh build/gcc/examples

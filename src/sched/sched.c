@@ -766,12 +766,41 @@ static void release_thread0(weft__sched *s)
     free(s->idle);
 }
 
+/* Every initialised loop, newest first, for debuggers: the gdb extension
+   (share/weft/gdb/weft.py) starts here to find the tasks.  Touched only by
+   init and deinit. */
+__attribute__((used)) weft__sched *weft__debug_loops;
+static pthread_mutex_t debug_loops_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void debug_loops_add(weft__sched *s)
+{
+    pthread_mutex_lock(&debug_loops_lock);
+    s->debug_next = weft__debug_loops;
+    weft__debug_loops = s;
+    pthread_mutex_unlock(&debug_loops_lock);
+}
+
+static void debug_loops_remove(weft__sched *s)
+{
+    pthread_mutex_lock(&debug_loops_lock);
+    for (weft__sched **p = &weft__debug_loops; *p; p = &(*p)->debug_next)
+        if (*p == s) {
+            *p = s->debug_next;
+            break;
+        }
+    pthread_mutex_unlock(&debug_loops_lock);
+}
+
 /* A child forked by a task is a new process with one thread: the loop the
    thread belonged to is not in it (its other threads are not), so the
    thread is no worker there and may start a loop of its own. */
 static void forget_worker_after_fork(void)
 {
     set_worker_current(NULL);
+    /* Nor are the parent's loops running in it; and another of the
+       parent's threads may have held the list's lock at the fork. */
+    weft__debug_loops = NULL;
+    debug_loops_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
 }
 
 static void register_atfork(void)
@@ -865,6 +894,7 @@ int weft__sched_init(weft__sched *s, unsigned n, size_t stack_size, unsigned rin
     pthread_mutex_unlock(&st->lock);
     if (rc == 0) {
         weft__monitor_start(s);
+        debug_loops_add(s);
         return 0;
     }
     for (unsigned i = 1; i < created; i++) {
@@ -889,6 +919,7 @@ void weft__sched_deinit(weft__sched *s)
         abort();
     }
     weft__task_wait_detached(s);
+    debug_loops_remove(s);
     weft__monitor_stop(s);
     /* Before the rings go: an offload thread ends a job with a wake-up. */
     weft__offload_fini(s);

@@ -242,6 +242,8 @@ struct weft__sched {
     pthread_mutex_t foreign_lock;
     struct io_uring *foreign;
     _Atomic uint32_t remote_next; /* whose inbox the next one goes to */
+
+    weft__sched *debug_next; /* weft__debug_loops (sched.c), for debuggers */
 };
 
 /* Adds n to one of w's counters: w's own thread only (a relaxed load and
@@ -314,6 +316,8 @@ void weft__sched_ready_remote(weft__sched *s, weft__task *t);
 int weft__sched_init(weft__sched *s, unsigned nworkers, size_t stack_size, unsigned ring_entries,
                      weft_io io);
 void weft__sched_deinit(weft__sched *s);
+/* The initialised loops, linked through debug_next: for debuggers only. */
+extern weft__sched *weft__debug_loops;
 
 /* Tasks (task.c). */
 /* Aborts, naming the limits, if a task's ctx or result is too large. */

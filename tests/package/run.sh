@@ -66,7 +66,8 @@ contents() { dpkg-deb -c "$1" | awk '$1 !~ /^d/ { print $6 }' | sed 's|^\./|/|' 
 expect_lib="/usr/lib/$triplet/libweft.so.0
 /usr/lib/$triplet/libweft.so.$cmake_version
 /usr/share/doc/libweft0/changelog.Debian.gz
-/usr/share/doc/libweft0/copyright"
+/usr/share/doc/libweft0/copyright
+/usr/share/gdb/auto-load/usr/lib/$triplet/libweft.so.$cmake_version-gdb.py"
 expect_dev="/usr/include/weft/io.h
 /usr/include/weft/ops.h
 /usr/include/weft/stream.h
@@ -81,7 +82,8 @@ expect_dev="/usr/include/weft/io.h
 /usr/lib/$triplet/libweft.so
 /usr/lib/$triplet/pkgconfig/weft.pc
 /usr/share/doc/libweft-dev/changelog.Debian.gz
-/usr/share/doc/libweft-dev/copyright"
+/usr/share/doc/libweft-dev/copyright
+/usr/share/weft/gdb/weft.py"
 for p in lib dev; do
     deb=$lib expect=$expect_lib
     [ $p = dev ] && deb=$dev expect=$expect_dev
