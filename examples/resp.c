@@ -32,6 +32,7 @@
  * freed and the process exits 0.
  */
 #include "resp_proto.h"
+#include "runtime.h"
 
 #include <weft/weft.h>
 
@@ -1000,7 +1001,10 @@ static void accept_loop(weft_io io, void *ctx, void *result)
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        weft_group_async(io, &server.conns, serve, &fd, sizeof fd);
+        /* A task of its own (weft_group_async would run it inline on a
+           busy thread pool, and nobody would accept meanwhile). */
+        if (weft_group_concurrent(io, &server.conns, serve, &fd, sizeof fd) < 0)
+            weft_close(io, fd);
     }
 }
 
@@ -1045,42 +1049,10 @@ static void sweep_loop(weft_io io, void *ctx, void *result)
 
 /* ---- setup -------------------------------------------------------------- */
 
-/* The Io the server runs on.  One place, so that another implementation
-   is one more branch here. */
-struct io_handle {
-    weft_event_loop *el;
-    weft_io io;
-};
-
-static int open_io(const char *kind, unsigned threads, struct io_handle *h)
-{
-    if (strcmp(kind, "event_loop") == 0) {
-        weft_event_loop_options o = {.threads = threads};
-        int rc = weft_event_loop_init(&h->el, &o);
-        if (rc < 0) {
-            fprintf(stderr, "weft-resp: weft_event_loop_init: %s\n", strerror(-rc));
-            return 1;
-        }
-        h->io = weft_event_loop_io(h->el);
-        return 0;
-    }
-    if (strcmp(kind, "thread_pool") == 0)
-        fprintf(stderr, "weft-resp: --io thread_pool is not available in this build\n");
-    else
-        fprintf(stderr, "weft-resp: unknown --io '%s' (event_loop)\n", kind);
-    return 2;
-}
-
-static void close_io(struct io_handle *h)
-{
-    if (h->el)
-        weft_event_loop_deinit(h->el);
-    h->el = NULL;
-}
-
 static void usage(void)
 {
-    fprintf(stderr, "usage: weft-resp [--port N] [--host H] [--threads N] [--io event_loop]\n");
+    fprintf(stderr, "usage: weft-resp [--port N] [--host H] [--threads N] "
+                    "[--io event_loop|thread_pool]\n");
     exit(2);
 }
 
@@ -1103,8 +1075,9 @@ static int local_port(int fd, char *addr, size_t len)
 
 int main(int argc, char **argv)
 {
-    const char *port = "6380", *host = NULL, *io_kind = "event_loop";
+    const char *port = "6380", *host = NULL;
     unsigned threads = 0;
+    bool pool = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
             usage();
@@ -1120,9 +1093,10 @@ int main(int argc, char **argv)
             if (*end || t < 0 || t > 1024)
                 usage();
             threads = (unsigned)t;
-        } else if (!strcmp(argv[i], "--io"))
-            io_kind = argv[++i];
-        else
+        } else if (!strcmp(argv[i], "--io")) {
+            if (!runtime_parse(argv[++i], &pool))
+                usage();
+        } else
             usage();
     }
 
@@ -1135,15 +1109,14 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    struct io_handle h = {0};
-    int rc = open_io(io_kind, threads, &h);
-    if (rc)
-        return rc;
-    weft_io io = h.io;
+    struct runtime rt;
+    if (runtime_open(&rt, "weft-resp", pool, threads) < 0)
+        return 1;
+    weft_io io = rt.io;
     if (db_init() < 0) {
         fprintf(stderr, "weft-resp: out of memory\n");
         db_free();
-        close_io(&h);
+        runtime_close(&rt);
         return 1;
     }
     int64_t ns = 0;
@@ -1155,15 +1128,22 @@ int main(int argc, char **argv)
         fprintf(stderr, "weft-resp: listen on %s:%s: %s\n", host ? host : "*", port,
                 strerror(-server.listener));
         db_free();
-        close_io(&h);
+        runtime_close(&rt);
         return 1;
     }
     char addr[INET6_ADDRSTRLEN] = "*";
     listen_port = local_port(server.listener, addr, sizeof addr);
-    fprintf(stderr, "weft-resp: listening on %s:%d\n", host ? host : "*", listen_port);
+    fprintf(stderr, "weft-resp (%s): listening on %s:%d\n", runtime_name(&rt), host ? host : "*",
+            listen_port);
 
-    weft_future *acceptor = weft_async(io, accept_loop, NULL, 0, 0);
-    weft_future *sweeper = weft_async(io, sweep_loop, NULL, 0, 0);
+    /* Tasks of their own: on the thread pool, weft_async may run its task
+       inline, and these never end by themselves. */
+    weft_future *acceptor, *sweeper;
+    if (weft_concurrent(io, &acceptor, accept_loop, NULL, 0, 0) < 0 ||
+        weft_concurrent(io, &sweeper, sweep_loop, NULL, 0, 0) < 0) {
+        fprintf(stderr, "weft-resp: no task to accept with\n");
+        return 1;
+    }
     int sig = weft_signal_wait(io, &stop);
     fprintf(stderr, "weft-resp: %s, stopping\n", sig > 0 ? strsignal(sig) : strerror(-sig));
 
@@ -1184,7 +1164,7 @@ int main(int argc, char **argv)
     weft_deadline_set(io, WEFT_NO_DEADLINE);
     weft_group_cancel(io, &server.conns);
     weft_cancel(io, sweeper, NULL);
-    close_io(&h);
+    runtime_close(&rt);
     db_free();
     return 0;
 }

@@ -7,7 +7,9 @@
 
 #include <criterion/criterion.h>
 
+#include <signal.h>
 #include <stdatomic.h>
+#include <sys/prctl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -113,6 +115,7 @@ static void hog(weft_io io, void *ctx, void *result)
 static void stall_child(void *arg)
 {
     (void)arg;
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test */
     setenv("WEFT_STALL_MS", "30", 1);
     weft_event_loop *el;
     weft_event_loop_options o = {.threads = 2};

@@ -20,11 +20,11 @@ if [ ! -x "$bin" ]; then
     report built 1 "no $bin"
     finish
 fi
-# --io names the Io; thread_pool is not wired in yet: a clear error, status 2.
-got=$(timeout 10 "$bin" --port 0 --io thread_pool 2>&1)
+# --io names the Io: anything but event_loop and thread_pool is refused.
+got=$(timeout 10 "$bin" --port 0 --io fibres 2>&1)
 rc=$?
 [ $rc -eq 2 ] && [[ $got == *"thread_pool"* ]]
-report io_thread_pool_refused $? "exit $rc" "$got"
+report io_unknown_refused $? "exit $rc" "$got"
 timeout 10 "$bin" --port 0 --bogus >/dev/null 2>&1
 rc=$?
 [ $rc -eq 2 ]
@@ -32,6 +32,16 @@ report bad_flag_exits_2 $? "exit $rc"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"; [ -n "${server_pid:-}" ] && kill -KILL "$server_pid" 2>/dev/null' EXIT
 log=$tmp/server.log
+# The same server on the thread pool: a few commands, then a stop.
+if start_server "$tmp/pool.log" "$bin" --host 127.0.0.1 --port 0 --io thread_pool; then
+    got=$(redis-cli -p "$server_port" SET k v 2>&1; redis-cli -p "$server_port" GET k 2>&1;
+        redis-cli -p "$server_port" INCRBY n 41 2>&1)
+    stop_server
+    [ "$got" = $'OK\nv\n41' ] && [ "$server_status" -eq 0 ]
+    report thread_pool_serves $? "$got" "exit $server_status" "$(tail -n 3 "$tmp/pool.log")"
+else
+    report thread_pool_serves 1 "$(cat "$tmp/pool.log")"
+fi
 if ! start_server "$log" "$bin" --host 127.0.0.1 --port 0 --threads 2; then
     report starts 1 "$(cat "$log")"
     finish
