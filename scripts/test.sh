@@ -116,6 +116,7 @@ if configure gcc -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=gcc; then
         build/gcc/tests/weft_tests
     # The example servers, with real clients.
     checks http tests/servers/http.sh build/gcc/examples
+    checks http_thread_pool tests/servers/http.sh build/gcc/examples thread_pool
     # 10,000 connections coming and going badly for 60 s against each server:
     # nothing lost, nothing growing.  (Longer: tests/soak/run.sh build/gcc SECONDS.)
     checks soak tests/soak/run.sh build/gcc 60 10000
