@@ -16,11 +16,13 @@ fi
 BENCH_REPS_NOTE=7
 
 # The "## Echo server" section: weft-echo (examples/echo.c), wherever this
-# build put it, against the echo peers that bench/peers/build.sh made.
+# build put it, on the event loop and on the thread pool, against the echo
+# peers that bench/peers/build.sh made; the plot goes to docs/.
 echo_server() {
     local weft_echo
     weft_echo=$(find build/release -name weft-echo -type f -perm -u+x 2>/dev/null | head -1)
-    bench/echo.sh "${weft_echo:-build/release/examples/weft-echo}" build/release/peers
+    ECHO_PLOT=${ECHO_PLOT:-docs/echo-fibers-vs-threads.png} \
+        bench/echo.sh "${weft_echo:-build/release/examples/weft-echo}" build/release/peers
 }
 # The "## Redis protocol" section: weft-resp (examples/resp.c) against
 # redis-server, both loaded by redis-benchmark.
