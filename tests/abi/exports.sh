@@ -12,20 +12,8 @@ headers=$2
 # The soname changes only with an incompatible change to the ABI, and then
 # together with the Debian package's name (libweft0) and its symbols file.
 soname=libweft.so.0
-pass=0
-fail=0
-report() { # NAME STATUS [details...]
-    local name=$1 status=$2
-    shift 2
-    if [ "$status" -eq 0 ]; then
-        echo "[PASS] abi::$name"
-        pass=$((pass + 1))
-    else
-        echo "[FAIL] abi::$name"
-        printf '    %s\n' "$@"
-        fail=$((fail + 1))
-    fi
-}
+suite=abi
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 if [ ! -f "$lib" ] || ! compgen -G "$headers/*.h" >/dev/null; then
     echo "usage: $0 LIBWEFT_SO HEADER_DIR (no $lib or no headers in $headers)" >&2
     echo "abi: 0 passed, 1 failed"
@@ -62,5 +50,4 @@ stack=$(readelf -lW "$lib" | awk '$1 == "GNU_STACK" { print $(NF - 1) }')
 [ "$stack" = RW ]
 report stack_not_executable $? "GNU_STACK flags are '${stack:-missing}'"
 
-echo "abi: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

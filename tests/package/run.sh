@@ -12,25 +12,8 @@
 set -u
 src=$(cd "$(dirname "$0")/../.." && pwd)
 mkdir -p "$1" && out=$(cd "$1" && pwd) || exit 1
-pass=0
-fail=0
-report() { # NAME STATUS [details...]
-    local name=$1 status=$2
-    shift 2
-    if [ "$status" -eq 0 ]; then
-        echo "[PASS] package::$name"
-        pass=$((pass + 1))
-    else
-        echo "[FAIL] package::$name"
-        printf '    %s\n' "$@"
-        fail=$((fail + 1))
-    fi
-}
-finish() {
-    echo "package: $pass passed, $fail failed"
-    [ "$fail" -eq 0 ]
-    exit
-}
+suite=package
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 # Build in a copy, so that the source tree gets no debian/tmp, obj-*, or
 # .debs beside it.
