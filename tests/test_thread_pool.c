@@ -191,3 +191,33 @@ Test(thread_pool, deinit_from_one_of_its_tasks_aborts_with_a_message, .timeout =
     cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "status %#x, stderr: %s", st, out);
     cr_assert(strstr(out, "weft_thread_pool_deinit"), "stderr: %s", out);
 }
+
+static void sleeper(weft_io io, void *ctx, void *result)
+{
+    (void)ctx, (void)result;
+    weft_sleep(io, 60 * 1000000000LL);
+}
+
+static void other_io_child(void *arg)
+{
+    (void)arg;
+    weft_thread_pool *tp;
+    if (weft_thread_pool_init(&tp, NULL) != 0)
+        _exit(3);
+    weft_io io = weft_thread_pool_io(tp);
+    weft_group g = WEFT_GROUP_INIT;
+    if (weft_group_concurrent(io, &g, sleeper, NULL, 0) != 0)
+        _exit(4);
+    weft_group_cancel(weft_blocking_io(), &g); /* the wrong Io: aborts */
+    _exit(0);
+}
+
+/* A group of pool tasks canceled through another Io is a programming
+   error, said and stopped: its members are not that Io's tasks. */
+Test(thread_pool, a_pool_group_through_another_io_aborts_with_a_message, .timeout = 30)
+{
+    char out[1024];
+    int st = test_run_child(other_io_child, NULL, out, sizeof out);
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "status %#x: %s", st, out);
+    cr_assert(strstr(out, "members on a thread pool") != NULL, "%s", out);
+}

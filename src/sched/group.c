@@ -33,7 +33,25 @@
 #include <stdlib.h>
 
 #define CANCELING 1ul
+#define POOL      2ul /* the members are a thread pool's tasks (thread_pool.c) */
 #define BATCH     32
+
+/* The thread pool's members are not this file's tasks: a group of them
+   is waited for and canceled through the pool's Io (which any thread may
+   use), never through another Io. */
+static void check_not_pool(weft_group *g, const char *who)
+{
+    weft__bucket *b = weft__park_lock(g);
+    bool pool = (g->flags_ & POOL) && __atomic_load_n(&g->count_, __ATOMIC_RELAXED) != 0;
+    weft__park_unlock(b);
+    if (pool) {
+        fprintf(stderr,
+                "weft: %s: group %p has members on a thread pool; call it through that pool's "
+                "Io (any thread may)\n",
+                who, (void *)g);
+        abort();
+    }
+}
 
 static weft__task **list_of(weft_group *g, bool canceled)
 {
@@ -132,6 +150,7 @@ static void check_not_member(weft_group *g, const char *who)
 
 void weft__group_wait(weft_io io, weft_group *g)
 {
+    check_not_pool(g, "weft_group_wait");
     check_not_member(g, "weft_group_wait");
     if (wait_empty(io, g, true) < 0) /* canceled, or past its deadline */
         weft__group_cancel(io, g); /* the members go with their waiter */
@@ -139,6 +158,7 @@ void weft__group_wait(weft_io io, weft_group *g)
 
 void weft__group_cancel(weft_io io, weft_group *g)
 {
+    check_not_pool(g, "weft_group_cancel");
     check_not_member(g, "weft_group_cancel");
     struct {
         weft__task *t;
