@@ -1027,3 +1027,40 @@ IO_CONTRACT(deadline, waits_with_nothing_to_poll_time_out, 30)
     unlink(path);
     rm_dir(dir, dfd);
 }
+
+/* A regular file only partly in the page cache is read whole, as read(2)
+   reads it (a non-blocking first try gives only the cached part). */
+IO_CONTRACT(files, a_partly_cached_file_is_read_whole, 60)
+{
+    (void)im;
+    char dir[64];
+    int dfd = tmp_dir(dir, sizeof dir);
+    int fd = weft_open(io, dfd, "f", O_RDWR | O_CREAT, 0600);
+    size_t len = 8u << 20;
+    char *buf = malloc(len);
+    cr_assert_not_null(buf);
+    for (size_t i = 0; i < len; i++)
+        buf[i] = (char)(i * 7 + i / 4096);
+    cr_assert_eq(weft_pwrite(io, fd, buf, len, 0), (ssize_t)len);
+    cr_assert_eq(fsync(fd), 0);
+    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED); /* out of the cache */
+    char head[16384];
+    cr_assert_eq(pread(fd, head, sizeof head, 0), (ssize_t)sizeof head); /* a cached prefix */
+    cr_assert_eq(lseek(fd, 0, SEEK_SET), 0);
+    char *got = malloc(len);
+    cr_assert_not_null(got);
+    cr_assert_eq(weft_read(io, fd, got, len), (ssize_t)len);
+    cr_assert_eq(memcmp(got, buf, len), 0);
+    /* And under a deadline, the path of the blocking Io and the pool that
+       can wait. */
+    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    cr_assert_eq(pread(fd, head, sizeof head, 0), (ssize_t)sizeof head);
+    cr_assert_eq(lseek(fd, 0, SEEK_SET), 0);
+    weft_deadline_set(io, now_ns() + HOUR);
+    cr_assert_eq(weft_read(io, fd, got, len), (ssize_t)len);
+    weft_deadline_set(io, WEFT_NO_DEADLINE);
+    free(got);
+    free(buf);
+    weft_close(io, fd);
+    rm_dir(dir, dfd);
+}

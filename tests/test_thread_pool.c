@@ -221,3 +221,30 @@ Test(thread_pool, a_pool_group_through_another_io_aborts_with_a_message, .timeou
     cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "status %#x: %s", st, out);
     cr_assert(strstr(out, "members on a thread pool") != NULL, "%s", out);
 }
+
+static void nothing(weft_io io, void *ctx, void *result)
+{
+    (void)io, (void)ctx, (void)result;
+}
+
+/* Threads that time out of the idle list while tasks are being handed to
+   them: a thread taken off the list for a task waits for it, and never
+   leaves with it (the task was lost, and the thread's memory written to
+   after it was freed). */
+Test(thread_pool, a_thread_leaving_the_idle_list_never_loses_a_task, .timeout = 60)
+{
+    setenv("WEFT_THREAD_POOL_IDLE_MS", "1", 1);
+    weft_thread_pool *tp = pool_start(4);
+    weft_io io = weft_thread_pool_io(tp);
+    size_t rounds = test_scaled(2000);
+    for (size_t r = 0; r < rounds; r++) {
+        weft_future *f[4];
+        for (int i = 0; i < 4; i++)
+            cr_assert_eq(weft_concurrent(io, &f[i], nothing, NULL, 0, 0), 0);
+        for (int i = 0; i < 4; i++)
+            weft_await(io, f[i], NULL);
+        if (r % 16 == 0)
+            sched_yield(); /* let some of them time out */
+    }
+    weft_thread_pool_deinit(tp);
+}

@@ -334,6 +334,40 @@ static int64_t sock_until(weft_op *op, int64_t deadline, const weft__sys_cancel 
     }
 }
 
+static size_t iov_total(const struct iovec *iov, int cnt)
+{
+    size_t t = 0;
+    for (int i = 0; i < cnt; i++)
+        t += iov[i].iov_len;
+    return t;
+}
+
+/* Reads into iov[0, cnt) past its first `skip` bytes, at the file position,
+   as one plain readv.  The count, or a negative errno. */
+static int64_t read_rest(int fd, const struct iovec *iov, int cnt, size_t skip)
+{
+    struct iovec *rest = malloc(sizeof *rest * (size_t)cnt);
+    if (!rest)
+        return -ENOMEM;
+    int k = 0;
+    for (int i = 0; i < cnt; i++) {
+        if (skip >= iov[i].iov_len) {
+            skip -= iov[i].iov_len;
+            continue;
+        }
+        rest[k].iov_base = (char *)iov[i].iov_base + skip;
+        rest[k].iov_len = iov[i].iov_len - skip;
+        skip = 0;
+        k++;
+    }
+    int saved = errno;
+    ssize_t r = k ? readv(fd, rest, k) : 0;
+    int64_t rc = r < 0 ? -errno : r;
+    errno = saved;
+    free(rest);
+    return rc;
+}
+
 /* read/write/readv/writev at the file position. */
 static int64_t rw_until(weft_op *op, int64_t deadline, const weft__sys_cancel *c)
 {
@@ -353,6 +387,13 @@ static int64_t rw_until(weft_op *op, int64_t deadline, const weft__sys_cancel *c
                            : pwritev2(op->fd, iov, cnt, -1, RWF_NOWAIT);
             int e = n < 0 ? errno : 0;
             errno = saved;
+            if (n >= 0 && in && n > 0 && (size_t)n < iov_total(iov, cnt) && never_waits(op->fd)) {
+                /* A file only partly in the page cache: RWF_NOWAIT gives
+                   what is cached, where read(2) gives it all.  The rest,
+                   by the plain call. */
+                int64_t more = read_rest(op->fd, iov, cnt, (size_t)n);
+                return more > 0 ? n + more : n;
+            }
             if (n >= 0)
                 return n;
             if (e != EAGAIN && e != EOPNOTSUPP && e != ENOSYS && e != EINVAL)

@@ -444,8 +444,18 @@ static void *thread_main(void *arg)
         until.tv_sec += (time_t)(tp->idle_ns / 1000000000 + ns / 1000000000);
         until.tv_nsec = ns % 1000000000;
         bool expired = false;
-        while (!th->job && !tp->stopping && !expired)
-            expired = pthread_cond_timedwait(&th->cond, &tp->lock, &until) == ETIMEDOUT;
+        /* A thread on the idle list may leave when it has been idle too
+           long or the pool is going away.  One that is not -- just made,
+           or taken off the list by reserve() for a task that dispatch()
+           has yet to hand it -- waits for that task, whatever happens:
+           leaving then would lose the task and free what dispatch()
+           writes to. */
+        while (!th->job && (!th->idle || (!tp->stopping && !expired))) {
+            if (th->idle)
+                expired = pthread_cond_timedwait(&th->cond, &tp->lock, &until) == ETIMEDOUT;
+            else
+                pthread_cond_wait(&th->cond, &tp->lock);
+        }
         if (!th->job)
             break; /* idle too long, or the pool is going away */
         struct tp_task *t = th->job;
