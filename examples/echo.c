@@ -88,8 +88,11 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (i + 1 >= argc)
             usage();
-        if (!strcmp(argv[i], "--port"))
+        if (!strcmp(argv[i], "--port")) {
             port = argv[++i];
+            if (!runtime_port_ok(port))
+                usage();
+        }
         else if (!strcmp(argv[i], "--host"))
             host = argv[++i];
         else if (!strcmp(argv[i], "--threads"))

@@ -442,7 +442,7 @@ int main(int argc, char **argv)
         if (i + 1 >= argc)
             usage();
         const char *a = argv[i], *v = argv[++i];
-        if (!strcmp(a, "--port"))
+        if (!strcmp(a, "--port") && runtime_port_ok(v))
             port = v;
         else if (!strcmp(a, "--host"))
             host = v;

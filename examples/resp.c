@@ -412,13 +412,20 @@ static void cmd_set(struct cmd *c)
             flags |= SET_GET;
         else if (arg_is(c, i, "KEEPTTL") && !unit)
             flags |= SET_KEEPTTL;
-        else if (more && !unit && !(flags & SET_KEEPTTL) &&
+        else if (more && !(flags & SET_KEEPTTL) &&
                  (arg_is(c, i, "EX") || arg_is(c, i, "PX") || arg_is(c, i, "EXAT") ||
                   arg_is(c, i, "PXAT"))) {
-            unit = arg_is(c, i, "EX")     ? 'e'
-                   : arg_is(c, i, "PX")   ? 'p'
-                   : arg_is(c, i, "EXAT") ? 'E'
-                                          : 'P';
+            int u = arg_is(c, i, "EX")     ? 'e'
+                    : arg_is(c, i, "PX")   ? 'p'
+                    : arg_is(c, i, "EXAT") ? 'E'
+                                           : 'P';
+            /* The same unit again: the last one stands, as in Redis 7.0;
+               two different units are a syntax error. */
+            if (unit && u != unit) {
+                reply_syntax(c);
+                return;
+            }
+            unit = u;
             when_arg = ++i;
         } else {
             reply_syntax(c);
@@ -870,8 +877,9 @@ static const struct command *command_find(const char *name, size_t len)
     for (size_t i = 0; i < len; i++)
         lower[i] = (char)tolower((unsigned char)name[i]);
     lower[len] = '\0';
+    /* By length and bytes: "GET\0zz" is not GET. */
     for (size_t i = 0; i < NCOMMANDS; i++)
-        if (strcmp(commands[i].name, lower) == 0)
+        if (strlen(commands[i].name) == len && memcmp(commands[i].name, lower, len) == 0)
             return &commands[i];
     return NULL;
 }
@@ -1083,8 +1091,11 @@ int main(int argc, char **argv)
             usage();
         if (i + 1 >= argc)
             usage();
-        if (!strcmp(argv[i], "--port"))
+        if (!strcmp(argv[i], "--port")) {
             port = argv[++i];
+            if (!runtime_port_ok(port))
+                usage();
+        }
         else if (!strcmp(argv[i], "--host"))
             host = argv[++i];
         else if (!strcmp(argv[i], "--threads")) {

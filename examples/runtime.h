@@ -107,6 +107,20 @@ static inline void runtime_close(struct runtime *rt)
     rt->tp = NULL;
 }
 
+/* Whether s is a port number, 0 to 65535 (0: the kernel chooses). */
+static inline bool runtime_port_ok(const char *s)
+{
+    if (!*s || strlen(s) > 5)
+        return false;
+    long v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        v = v * 10 + (*p - '0');
+    }
+    return v <= 65535;
+}
+
 /* The port a listening socket is bound to. */
 static inline int runtime_port(int fd)
 {

@@ -25,6 +25,10 @@ got=$(timeout 10 "$bin" --port 0 --io fibres 2>&1)
 rc=$?
 [ $rc -eq 2 ] && [[ $got == *"thread_pool"* ]]
 report io_unknown_refused $? "exit $rc" "$got"
+timeout 10 "$bin" --port 65537 >/dev/null 2>&1
+rc=$?
+[ $rc -eq 2 ]
+report port_out_of_range_exits_2 $? "exit $rc"
 timeout 10 "$bin" --port 0 --bogus >/dev/null 2>&1
 rc=$?
 [ $rc -eq 2 ]
@@ -85,6 +89,16 @@ expect_raw() {
 }
 
 expect flushall OK flushall
+# A command name with a NUL inside is no command ("GET\0zz" is not GET).
+expect set_for_nul OK set nulkey v
+expect_raw command_name_with_a_nul_is_unknown '*2\r\n$6\r\nDEL\0zz\r\n$6\r\nnulkey\r\n*1\r\n$4\r\nQUIT\r\n' \
+    "-ERR unknown command 'DEL', with args beginning with: 'nulkey' \r\n+OK\r\n"
+expect nul_command_deleted_nothing '"v"' get nulkey
+# The same expiry option twice: the last stands (Redis 7.0); two units: an error.
+expect set_ex_twice OK set exkey v ex 10 ex 100
+expect_ttl set_ex_twice_last_wins exkey
+expect set_ex_px '(error) ERR syntax error' set exkey v ex 10 px 100
+expect del_those '(integer) 2' del nulkey exkey
 expect ping PONG ping
 expect ping_message '"hello"' ping hello
 expect ping_arity "(error) ERR wrong number of arguments for 'ping' command" ping a b
