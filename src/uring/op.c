@@ -35,6 +35,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -149,6 +150,41 @@ static bool is_fifo(const weft_op *op)
     return r;
 }
 
+/* A UNIX stream connect: never blocks when non-blocking, except on a
+   listener whose backlog is full (EAGAIN), which nothing can be polled
+   for and which the ring may hand to a kernel thread that a deadline
+   cannot interrupt.  So it is made here, non-blocking, and tried again
+   every millisecond (sleeps that a cancel or the deadline end), as the
+   blocking Io does.  NOT_UNIX if fd is not a UNIX socket. */
+#define NOT_UNIX INT64_MIN
+static int64_t unix_connect(weft_op *op)
+{
+    int saved = errno, domain = 0;
+    socklen_t dl = sizeof domain;
+    if (getsockopt(op->fd, SOL_SOCKET, SO_DOMAIN, &domain, &dl) != 0 || domain != AF_UNIX) {
+        errno = saved;
+        return NOT_UNIX;
+    }
+    int fl = fcntl(op->fd, F_GETFL);
+    if (fl >= 0 && !(fl & O_NONBLOCK))
+        fcntl(op->fd, F_SETFL, fl | O_NONBLOCK);
+    int64_t rc;
+    for (;;) {
+        rc = connect(op->fd, op->buf, (socklen_t)op->len) == 0 ? 0 : -errno;
+        if (rc != -EAGAIN)
+            break;
+        int w = weft__uring_sleep_until(CLOCK_MONOTONIC, now_ns() + 1000000);
+        if (w < 0) {
+            rc = w;
+            break;
+        }
+    }
+    if (fl >= 0 && !(fl & O_NONBLOCK))
+        fcntl(op->fd, F_SETFL, fl);
+    errno = saved;
+    return rc;
+}
+
 int64_t weft__uring_operate(weft__sched *s, weft_op *op)
 {
     weft__worker *w = weft__worker_current();
@@ -170,6 +206,13 @@ int64_t weft__uring_operate(weft__sched *s, weft_op *op)
     if (deadline != WEFT_NO_DEADLINE && now_ns() >= deadline)
         return -ETIMEDOUT;
 
+    if (op->code == WEFT_OP_CONNECT && op->fd >= 0) {
+        if (cancelable && weft__cancel_is_requested(t))
+            return -ECANCELED;
+        int64_t rc = unix_connect(op);
+        if (rc != NOT_UNIX)
+            return rc;
+    }
     if (code == -2 || (has_fallback(code) && (weft__offload_forced() || !ring_has(w, code)))) {
         if (cancelable && weft__cancel_is_requested(t))
             return -ECANCELED;
