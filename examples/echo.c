@@ -130,6 +130,7 @@ int main(int argc, char **argv)
         runtime_close(&rt);
         return 1;
     }
+    runtime_listener(&rt, sv.listener);
     fprintf(stderr, "weft-echo (%s): listening on %s:%d\n", runtime_name(&rt), host ? host : "*",
             runtime_port(sv.listener));
 

@@ -386,7 +386,20 @@ static void serve(weft_io io, void *ctx, void *result)
     /* What is queued (an error page, the last responses) goes out, within
        a few seconds: a client that does not read loses it. */
     weft_deadline_set(io, now_ns(io) + 5 * 1000000000LL);
-    weft_writer_flush(&w);
+    if (weft_writer_flush(&w) == 0 && !r.eof) {
+        /* A lingering close: closing with unread input makes the kernel
+           send a reset, which can destroy the response (a 431, a 400) on
+           its way to the client.  So: our end first, then read and drop
+           what the client still sends, until it closes (1 s and 256 KiB
+           at most). */
+        weft_shutdown(io, cc.fd, SHUT_WR);
+        weft_deadline_set(io, now_ns(io) + 1000000000LL);
+        char sink[4096];
+        ssize_t n;
+        for (size_t dropped = 0; dropped < (256u << 10) &&
+                                 (n = weft_recv(io, cc.fd, sink, sizeof sink, 0)) > 0;)
+            dropped += (size_t)n;
+    }
     weft_deadline_set(io, WEFT_NO_DEADLINE);
     weft_mutex_lock_uncancelable(io, &sv->lock);
     c.prev->next = c.next;
@@ -500,6 +513,7 @@ int main(int argc, char **argv)
         runtime_close(&rt);
         return 1;
     }
+    runtime_listener(&rt, sv.listener);
     fprintf(stderr, "weft-http (%s): listening on %s:%d\n", runtime_name(&rt), host ? host : "*",
             runtime_port(sv.listener));
 

@@ -1142,6 +1142,7 @@ int main(int argc, char **argv)
         runtime_close(&rt);
         return 1;
     }
+    runtime_listener(&rt, server.listener);
     char addr[INET6_ADDRSTRLEN] = "*";
     listen_port = local_port(server.listener, addr, sizeof addr);
     fprintf(stderr, "weft-resp (%s): listening on %s:%d\n", runtime_name(&rt), host ? host : "*",

@@ -107,6 +107,21 @@ static inline void runtime_close(struct runtime *rt)
     rt->tp = NULL;
 }
 
+/* Prepares a listener for several accept tasks.  On the thread pool an
+   accept waits in poll and then calls accept(2), and with many threads
+   on one listener, poll wakes them all for one connection: the losers
+   would block in accept(2), where no cancel reaches them, and a stop
+   would wait for ever.  A non-blocking listener sends them back to poll.
+   (The event loop's accepts need no such thing: the ring waits for them.) */
+static inline void runtime_listener(const struct runtime *rt, int fd)
+{
+    if (rt->tp) {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl >= 0)
+            fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    }
+}
+
 /* Whether s is a port number, 0 to 65535 (0: the kernel chooses). */
 static inline bool runtime_port_ok(const char *s)
 {
