@@ -342,7 +342,11 @@ WEFT_API int weft_unix_connect(weft_io io, const char *path);
    made, the loop's workers included), or one would be delivered instead
    of waited for: a signal of set that is not blocked in the calling
    thread gives -EINVAL.  An empty set gives -EINVAL. */
+#if defined(__sigset_t_defined) || defined(__DEFINED_sigset_t) || defined(_SIGSET_T_DECLARED)
+/* (Declared where <signal.h> gave sigset_t: not under strict ISO C,
+   -std=c11 without a POSIX feature macro, which has no sigset_t.) */
 WEFT_API int weft_signal_wait(weft_io io, const sigset_t *set);
+#endif
 
 #ifdef __cplusplus
 }
