@@ -148,12 +148,7 @@ int main(int argc, char **argv)
     /* Stop accepting, give the connections time to finish, then cancel. */
     weft_cancel(io, acceptor, NULL);
     weft_close(io, sv.listener);
-    int64_t now;
-    weft_now(io, CLOCK_MONOTONIC, &now);
-    weft_deadline_set(io, now + 5 * 1000000000LL);
-    weft_group_wait(io, &sv.conns); /* past the deadline: cancels the rest */
-    weft_deadline_set(io, WEFT_NO_DEADLINE);
-    weft_group_cancel(io, &sv.conns);
+    runtime_finish_group(io, &sv.conns, 5 * 1000000000LL);
     runtime_close(&rt);
     close(sfd);
     return 0;

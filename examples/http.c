@@ -545,10 +545,7 @@ int main(int argc, char **argv)
         if (atomic_load(&c->idle))
             weft_shutdown(io, c->fd, SHUT_RD);
     weft_mutex_unlock(io, &sv.lock);
-    weft_deadline_set(io, now_ns(io) + 10 * 1000000000LL);
-    weft_group_wait(io, &sv.group); /* past the deadline: cancels the rest */
-    weft_deadline_set(io, WEFT_NO_DEADLINE);
-    weft_group_cancel(io, &sv.group);
+    runtime_finish_group(io, &sv.group, 10 * 1000000000LL);
     weft_group_deinit(&sv.group);
     if (sv.root >= 0)
         close(sv.root);

@@ -1169,12 +1169,7 @@ int main(int argc, char **argv)
     for (struct conn *cn = server.list; cn; cn = cn->next)
         shutdown(cn->fd, SHUT_RD);
     weft_mutex_unlock(io, &server.lock);
-    int64_t now;
-    weft_now(io, CLOCK_MONOTONIC, &now);
-    weft_deadline_set(io, now + STOP_GRACE_NS);
-    weft_group_wait(io, &server.conns); /* past the deadline: cancels the rest */
-    weft_deadline_set(io, WEFT_NO_DEADLINE);
-    weft_group_cancel(io, &server.conns);
+    runtime_finish_group(io, &server.conns, STOP_GRACE_NS);
     weft_cancel(io, sweeper, NULL);
     runtime_close(&rt);
     db_free();

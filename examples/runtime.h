@@ -122,6 +122,18 @@ static inline void runtime_listener(const struct runtime *rt, int fd)
     }
 }
 
+/* Waits up to grace_ns for the group's tasks to end, then cancels the
+   ones left: how the servers let their connections finish on a stop. */
+static inline void runtime_finish_group(weft_io io, weft_group *g, int64_t grace_ns)
+{
+    int64_t now = 0;
+    weft_now(io, CLOCK_MONOTONIC, &now);
+    weft_deadline_set(io, now + grace_ns);
+    weft_group_wait(io, g); /* past the deadline: cancels the rest */
+    weft_deadline_set(io, WEFT_NO_DEADLINE);
+    weft_group_cancel(io, g);
+}
+
 /* Whether s is a port number, 0 to 65535 (0: the kernel chooses). */
 static inline bool runtime_port_ok(const char *s)
 {
