@@ -81,7 +81,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     weft_reader sock;
     weft_reader_init(&sock, weft_blocking_io(), sv[0], buf, sizeof buf);
 
-    static char a[2 * 256 + CAP], b[2 * 256 + CAP];
+    /* Room for the largest result: a line or a take as long as the stream. */
+    static char a[100000 + 2 * 256 + CAP], b[100000 + 2 * 256 + CAP];
     for (size_t i = 0; i < nops; i++) {
         size_t la, lb;
         ssize_t ra = step(&mem, ops[2 * i], ops[2 * i + 1], a, &la);
