@@ -38,6 +38,15 @@ static inline size_t test_scaled(size_t n)
     return r ? r : 1;
 }
 
+/* Skips a test that starts threads in a forked child where that cannot
+   work: under qemu-user (QEMU_LD_PREFIX, set by scripts/test-aarch64.sh),
+   whose emulated CPUs do not survive a fork followed by new threads. */
+#define SKIP_THREADS_AFTER_FORK_UNDER_QEMU()                                                       \
+    do {                                                                                           \
+        if (getenv("QEMU_LD_PREFIX"))                                                              \
+            cr_skip_test("qemu-user cannot start threads in a forked child");                      \
+    } while (0)
+
 /* Runs fn(arg) in a forked child with stderr captured into out (NUL-
    terminated).  With until, stops reading once a line containing it has
    arrived and kills the child (for a child that would never exit).

@@ -187,6 +187,7 @@ static void deinit_from_task_child(void *arg)
 Test(thread_pool, deinit_from_one_of_its_tasks_aborts_with_a_message, .timeout = 30)
 {
     char out[4096];
+    SKIP_THREADS_AFTER_FORK_UNDER_QEMU();
     int st = test_run_child(deinit_from_task_child, NULL, out, sizeof out);
     cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "status %#x, stderr: %s", st, out);
     cr_assert(strstr(out, "weft_thread_pool_deinit"), "stderr: %s", out);
@@ -217,6 +218,7 @@ static void other_io_child(void *arg)
 Test(thread_pool, a_pool_group_through_another_io_aborts_with_a_message, .timeout = 30)
 {
     char out[1024];
+    SKIP_THREADS_AFTER_FORK_UNDER_QEMU();
     int st = test_run_child(other_io_child, NULL, out, sizeof out);
     cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "status %#x: %s", st, out);
     cr_assert(strstr(out, "members on a thread pool") != NULL, "%s", out);
