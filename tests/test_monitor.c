@@ -112,17 +112,25 @@ static void hog(weft_io io, void *ctx, void *result)
         __asm__ volatile("" ::: "memory"); /* computes, never switches, until killed */
 }
 
-static void stall_child(void *arg)
+/* In a forked child: a loop of 2 workers, with the environment as the
+   caller set it; where io_uring is missing, says "skip:" and exits. */
+static weft_event_loop *child_loop(void)
 {
-    (void)arg;
-    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test */
-    setenv("WEFT_STALL_MS", "30", 1);
     weft_event_loop *el;
     weft_event_loop_options o = {.threads = 2};
     if (weft_event_loop_init(&el, &o) != 0) {
         fprintf(stderr, "skip: io_uring is not available here\n");
         _exit(0);
     }
+    return el;
+}
+
+static void stall_child(void *arg)
+{
+    (void)arg;
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test */
+    setenv("WEFT_STALL_MS", "30", 1);
+    weft_event_loop *el = child_loop();
     weft_io io = weft_event_loop_io(el);
     weft_future *f;
     if (weft_concurrent(io, &f, hog, NULL, 0, 0) != 0)
@@ -146,12 +154,7 @@ static void trace_child(void *arg)
 {
     (void)arg;
     setenv("WEFT_SCHEDTRACE", "10", 1);
-    weft_event_loop *el;
-    weft_event_loop_options o = {.threads = 2};
-    if (weft_event_loop_init(&el, &o) != 0) {
-        fprintf(stderr, "skip: io_uring is not available here\n");
-        _exit(0);
-    }
+    weft_event_loop *el = child_loop();
     weft_io io = weft_event_loop_io(el);
     for (;;)
         weft_sleep(io, 1000000);
@@ -183,12 +186,7 @@ static void quiet_child(void *arg)
 {
     (void)arg;
     setenv("WEFT_STALL_MS", "0", 1);
-    weft_event_loop *el;
-    weft_event_loop_options o = {.threads = 2};
-    if (weft_event_loop_init(&el, &o) != 0) {
-        fprintf(stderr, "skip: io_uring is not available here\n");
-        _exit(0);
-    }
+    weft_event_loop *el = child_loop();
     weft_io io = weft_event_loop_io(el);
     weft_future *f;
     if (weft_concurrent(io, &f, short_hog, NULL, 0, 0) != 0)
