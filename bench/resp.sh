@@ -15,18 +15,24 @@
 # spell of this shared machine falls on all of them alike.  Figures are
 # medians over the rounds.  RESP_N1 and RESP_N16 are the requests per test
 # at -P 1 and -P 16 (about 3 s each here); BENCH_SCALE > 1 divides them.
-# Benchmarks never fail the build: this script always exits 0.
+# Then GET alone at -P 1 with 10, 50, 200 and 1000 connections (RESP_NC
+# requests each, RESP_N1 / 2 by default): a table and, when gnuplot is
+# installed, a plot of requests/s and p99 against connections
+# (OUTDIR/resp.png).  Benchmarks never fail the build: this script always
+# exits 0.
 set -u
 [ $# -eq 2 ] || { echo "usage: $0 WEFT_RESP OUTDIR" >&2; exit 0; }
 weft=$1
-out=$2
+out=$(mkdir -p "$2" && cd "$2" && pwd) || exit 0
 cpus=$(nproc)
 runs=${RESP_RUNS:-3}
 scale=${BENCH_SCALE:-1}
 [ "$scale" -ge 1 ] 2>/dev/null || scale=1
 n1=$((${RESP_N1:-120000} / scale))
 n16=$((${RESP_N16:-1800000} / scale))
+nc=$((${RESP_NC:-$((${RESP_N1:-120000} / 2))} / scale))
 conns=50
+sweep=(10 50 200 1000)
 logs=$out/resp-logs
 lines=$out/resp-lines.txt
 
@@ -155,6 +161,20 @@ for round in $(seq "$runs"); do
                 echo "$key $p error (redis-benchmark exit $rc)" >>"$lines"
             fi
         done
+        # GET against the number of connections: lines "KEY cN GET ...".
+        for c in "${sweep[@]}"; do
+            timeout 300 redis-benchmark -h 127.0.0.1 -p "$port" -t get -c "$c" -n "$nc" \
+                -P 1 --csv >"$logs/client.out" 2>>"$log"
+            rc=$?
+            cat "$logs/client.out" >>"$log"
+            got=$(awk -F'"' -v key="$key" -v c="$c" 'NF >= 16 && $2 == "GET" {
+                printf "%s c%s GET rps=%s p50=%s p99=%s\n", key, c, $4, $10, $14 }' "$logs/client.out")
+            if [ "$rc" -eq 0 ] && [ -n "$got" ]; then
+                echo "$got" >>"$lines"
+            else
+                echo "$key c$c error (redis-benchmark exit $rc)" >>"$lines"
+            fi
+        done
         stop_server
     done
 done
@@ -253,6 +273,79 @@ awk -v keys="${keys[*]}" -v labels="$(printf '%s\n' "${labels[@]}")" '
                     ((k[i], 16) in cpu) ? sprintf("%.2f", median(cpu[k[i], 16])) : "-"
         printf "\n"
     }' "$lines"
+# GET against connections: a table, and the plot.
+# shellcheck disable=SC2016  # awk program
+awk -v keys="${keys[*]}" -v labels="$(printf '%s\n' "${labels[@]}")" -v sweep="${sweep[*]}" '
+    function median(s,    v, n, i, j, t) {
+        n = split(s, v, " ")
+        for (i = 2; i <= n; i++)
+            for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+        return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+    }
+    $2 ~ /^c[0-9]+$/ && $3 == "GET" {
+        c = substr($2, 2)
+        for (f = 4; f <= NF; f++) {
+            split($f, kv, "=")
+            vals[$1, c, kv[1]] = vals[$1, c, kv[1]] " " kv[2]
+        }
+        any = 1
+    }
+    END {
+        if (!any)
+            exit
+        nk = split(keys, k, " ")
+        split(labels, lab, "\n")
+        nc = split(sweep, cs, " ")
+        printf "### GET at -P 1 against connections\n\n"
+        printf "requests/s, p99 in ms, and requests/s against the best redis-server, for\n"
+        printf "redis-benchmark -t get -P 1 -c N; medians over the rounds.\n\n"
+        printf "| server |"
+        for (j = 1; j <= nc; j++) printf " %s conns | p99 | vs redis |", cs[j]
+        printf "\n|---|"
+        for (j = 1; j <= nc; j++) printf "---:|---:|---:|"
+        printf "\n"
+        for (j = 1; j <= nc; j++) {
+            best[j] = 0
+            for (i = 1; i <= nk; i++)
+                if (k[i] ~ /^redis/ && vals[k[i], cs[j], "rps"] != "" && median(vals[k[i], cs[j], "rps"]) > best[j])
+                    best[j] = median(vals[k[i], cs[j], "rps"])
+        }
+        for (i = 1; i <= nk; i++) {
+            printf "| %s |", lab[i]
+            for (j = 1; j <= nc; j++) {
+                if (vals[k[i], cs[j], "rps"] == "") { printf " - | - | - |"; continue }
+                r = median(vals[k[i], cs[j], "rps"])
+                printf " %.0f | %.3f | %s |", r, median(vals[k[i], cs[j], "p99"]),
+                    (best[j] > 0 ? sprintf("%.2fx", r / best[j]) : "-")
+            }
+            printf "\n"
+        }
+        printf "\n"
+    }' "$lines"
+if command -v gnuplot >/dev/null 2>&1; then
+    # shellcheck disable=SC2016  # awk program
+    awk '$2 ~ /^c[0-9]+$/ && $3 == "GET" {
+        split($4, a, "="); split($6, b, "="); print $1, substr($2, 2), a[2], b[2] }' "$lines" |
+        sort -k1,1 -k2,2n >"$out/resp-points.txt"
+    rps="" p99=""
+    for i in "${!keys[@]}"; do
+        grep -q "^${keys[$i]} " "$out/resp-points.txt" || continue
+        src="'< awk \"\\\$1 == \\\"${keys[$i]}\\\"\" $out/resp-points.txt'"
+        rps+="${rps:+, }$src using 2:3 smooth unique with linespoints title '${labels[$i]}'"
+        p99+="${p99:+, }$src using 2:4 smooth unique with linespoints title '${labels[$i]}'"
+    done
+    if [ -n "$rps" ] && gnuplot -e "set terminal png size 1200,520 noenhanced; set output '$out/resp.png';
+        set multiplot layout 1,2 title 'redis-benchmark -t get -P 1, $cpus CPUs shared with the client';
+        set logscale x; set xrange [8:1250]; set xlabel 'connections'; set key top left font ',8';
+        set ylabel 'requests/s'; set yrange [0:*]; plot $rps;
+        set logscale y; set yrange [*:*]; set ylabel 'p99 latency (ms)'; plot $p99; unset multiplot" \
+        2>"$logs/gnuplot.log"; then
+        echo "Plot: $out/resp.png"
+    else
+        echo "(no plot: see $logs/gnuplot.log)"
+    fi
+    echo
+fi
 rm -f "$logs/client.out"
 notes=$(
     for k in "${keys[@]}"; do
@@ -261,7 +354,7 @@ notes=$(
         "not installed") echo "skipped: $k (redis-server is not installed; Debian: redis-server)" ;;
         esac
     done
-    grep -E '^[^ ]+ [0-9]+ error' "$lines" | sed 's/^/note: /'
+    grep -E '^[^ ]+ c?[0-9]+ error' "$lines" | sed 's/^/note: /'
 )
 [ -n "$notes" ] && printf '%s\n\n' "$notes"
 exit 0
