@@ -193,6 +193,11 @@ static bool serve_file(weft_io io, struct server *sv, weft_writer *w,
         error_page(w, req->minor, 404, keep, body);
         return keep;
     }
+    /* Blocking again: a non-blocking read of a file not in the page cache
+       says EAGAIN on the ring instead of waiting for the disk. */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
     head(w, req->minor, 200, http_content_type(path), (uint64_t)sb.st_size, keep);
     bool ok = true;
     if (req->method != HTTP_HEAD && sb.st_size > 0) {

@@ -159,10 +159,21 @@ fi
 if configure boost -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_CONTEXT=boost; then
     suite boost build/boost/tests/weft_tests
 fi
-if configure asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DWEFT_SANITIZE=address,undefined; then
+# The ASan tree is also the fault-injection build (docs/monitoring.md):
+# nothing is injected unless WEFT_FAULTS is set.
+if configure asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DWEFT_SANITIZE=address,undefined \
+    -DWEFT_FAULTS=ON; then
     suite asan env ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
         LSAN_OPTIONS="suppressions=$root/tests/lsan.supp" UBSAN_OPTIONS=print_stacktrace=1 \
         build/asan/tests/weft_tests
+    # Under injected faults: every test on the event loop, then the three
+    # servers with real clients.
+    faults="seed=$RANDOM,eintr=0.05,eagain=0.05,enomem=0.02,short=0.3,sqe=0.1,thread=0.5"
+    echo "   (WEFT_FAULTS=$faults)"
+    suite faults-tests env WEFT_FAULTS="$faults" ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+        LSAN_OPTIONS="suppressions=$root/tests/lsan.supp" UBSAN_OPTIONS=print_stacktrace=1 \
+        build/asan/tests/weft_tests --filter '*_@(event_loop_*|offload|compat)/*'
+    checks faults-servers tests/faults/run.sh build/asan 10 200
 fi
 # The parsers and the buffered reader under libFuzzer (20 s each here;
 # longer runs: scripts/fuzz.sh SECONDS).

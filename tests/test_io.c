@@ -317,7 +317,7 @@ static void client(weft_io io, void *ctx, void *result)
         size_t len = 1 + rng_next(&x) % (r % 4 == 3 ? 65536 : 512);
         for (size_t i = 0; i < len; i++)
             out[i] = (char)(x + i);
-        cr_assert_eq(weft_send(io, c->fd, out, len, 0), (ssize_t)len);
+        cr_assert_eq(weft_write_all(io, c->fd, out, len), (ssize_t)len);
         cr_assert_eq(weft_read_all(io, c->fd, in, len), (ssize_t)len);
         cr_assert_eq(memcmp(in, out, len), 0);
         atomic_fetch_add(c->bytes, (long)len);
@@ -434,7 +434,7 @@ IO_CONTRACT(sockets, udp_unix_ipv6_and_shutdown, 30)
         cr_assert_geq(c6, 0);
         int a6 = weft_accept(io, l6, NULL, NULL, 0);
         cr_assert_geq(a6, 0);
-        cr_assert_eq(weft_send(io, c6, "six", 3, 0), 3);
+        cr_assert_eq(weft_write_all(io, c6, "six", 3), 3);
         cr_assert_eq(weft_read_all(io, a6, in, 3), 3);
         weft_close(io, c6);
         weft_close(io, a6);

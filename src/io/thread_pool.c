@@ -60,6 +60,7 @@
  */
 #include "../fiber/sanitize.h"
 #include "../sched/park.h"
+#include "fault.h"
 #include "sys.h"
 
 #include <weft/weft.h>
@@ -545,7 +546,7 @@ static struct tp_thread *reserve(weft_thread_pool *tp, unsigned cap)
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &old);
         pthread_t id;
-        ok = pthread_create(&id, &a, thread_main, th) == 0;
+        ok = !weft__fault(WEFT__FAULT_THREAD) && pthread_create(&id, &a, thread_main, th) == 0;
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         pthread_attr_destroy(&a);
     }

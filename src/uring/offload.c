@@ -15,8 +15,10 @@
  */
 #include "offload.h"
 
+#include "../io/fault.h"
 #include "../io/sys.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -70,7 +72,9 @@ static bool start_thread(weft__sched *s)
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    int e = pthread_create(&o->threads[o->nthreads], NULL, offload_main, s);
+    int e = weft__fault(WEFT__FAULT_THREAD)
+                ? EAGAIN
+                : pthread_create(&o->threads[o->nthreads], NULL, offload_main, s);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (e)
         return false;

@@ -29,6 +29,7 @@
 #include "ring.h"
 
 #include "../fiber/sanitize.h"
+#include "../io/fault.h"
 #include "../io/sys.h"
 
 #include <errno.h>
@@ -139,6 +140,69 @@ static void mark_written(const weft_op *op, int32_t res)
 
 int weft__uring_sleep_until(clockid_t clock, int64_t deadline_ns);
 
+/* Operations that wait for a peer, and so may say EAGAIN when the caller
+   asked them not to wait. */
+static bool may_wait(const weft_op *op)
+{
+    switch (op->code) {
+    case WEFT_OP_READ:
+    case WEFT_OP_WRITE:
+    case WEFT_OP_READV:
+    case WEFT_OP_WRITEV:
+    case WEFT_OP_ACCEPT:
+        return true;
+    case WEFT_OP_RECV:
+    case WEFT_OP_SEND:
+    case WEFT_OP_RECVMSG:
+    case WEFT_OP_SENDMSG:
+        return !(op->flags & MSG_DONTWAIT);
+    default:
+        return false;
+    }
+}
+
+/* EAGAIN from an operation that was asked to wait (its fd is blocking, no
+   MSG_DONTWAIT): the kernel had nothing to give and nothing to wait on
+   for the moment.  weft's operations wait, so it is made again. */
+static bool again_on_eagain(const weft_op *op)
+{
+    if (!may_wait(op))
+        return false;
+    int saved = errno;
+    int fl = fcntl(op->fd, F_GETFL);
+    errno = saved;
+    return fl >= 0 && !(fl & O_NONBLOCK);
+}
+
+#ifdef WEFT_FAULTS
+/* Whether a short read or write may be injected: plain reads and writes
+   of a stream socket, where a short count is an everyday result (never a
+   regular file, whose reads are whole but at its end, nor a datagram or a
+   pipe's atomic write, nor MSG_WAITALL). */
+static bool may_be_short(const weft_op *op)
+{
+    if (op->len < 2)
+        return false;
+    switch (op->code) {
+    case WEFT_OP_RECV:
+        if (op->flags & MSG_WAITALL)
+            return false;
+        break;
+    case WEFT_OP_READ:
+    case WEFT_OP_WRITE:
+    case WEFT_OP_SEND:
+        break;
+    default:
+        return false;
+    }
+    int saved = errno, type = 0;
+    socklen_t tl = sizeof type;
+    bool r = getsockopt(op->fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 && type == SOCK_STREAM;
+    errno = saved;
+    return r;
+}
+#endif
+
 /* Whether op opens a FIFO (a system call on the worker: only on the rare
    path of an open that failed with ENXIO). */
 static bool is_fifo(const weft_op *op)
@@ -230,9 +294,41 @@ int64_t weft__uring_operate(weft__sched *s, weft_op *op)
     struct __kernel_timespec ts = {.tv_sec = deadline / 1000000000,
                                    .tv_nsec = deadline % 1000000000};
     bool fifo_wait = false;
+#ifdef WEFT_FAULTS
+    bool shortable = may_be_short(op);
+    size_t whole = ring_op.len;
+#endif
     for (;;) {
         w = weft__worker_current(); /* the task may have moved */
         bool timed = deadline != WEFT_NO_DEADLINE;
+#ifdef WEFT_FAULTS
+        ring_op.len = shortable && weft__fault(WEFT__FAULT_SHORT) ? weft__fault_len(whole) : whole;
+        int32_t fake = !cancelable                        ? 0
+                       : weft__fault(WEFT__FAULT_EINTR)   ? -EINTR
+                       : may_wait(op) && weft__fault(WEFT__FAULT_EAGAIN) ? -EAGAIN
+                                                          : 0;
+        if (fake) {
+            /* As if the kernel had given up on it before doing anything;
+               through the scheduler, as a completion would be. */
+            (void)weft__uring_sleep_until(CLOCK_MONOTONIC, 0);
+            if (fake == -EAGAIN) {
+                int saved = errno, fl = fcntl(op->fd, F_GETFL);
+                errno = saved;
+                if (fl >= 0 && (fl & O_NONBLOCK))
+                    return -EAGAIN;
+                if (fl >= 0)
+                    continue; /* made again, as again_on_eagain says */
+                fake = 0;     /* a bad fd: the operation says so */
+            }
+            if (fake) {
+                if (weft__cancel_is_requested(t))
+                    return -ECANCELED;
+                if (timed && now_ns() >= deadline)
+                    return -ETIMEDOUT;
+                continue;
+            }
+        }
+#endif
         weft__ring_reserve(w, timed ? 2 : 1);
         if (cancelable && weft__cancel_enter(t, w->index + 1, &rec) < 0)
             return -ECANCELED;
@@ -275,6 +371,8 @@ int64_t weft__uring_operate(weft__sched *s, weft_op *op)
             ring_op.flags |= O_NONBLOCK;
             continue;
         }
+        if (res == -EAGAIN && again_on_eagain(op))
+            continue;
         if (res != -ECANCELED && res != -EINTR)
             return res;
         if (!cancelable)

@@ -13,8 +13,10 @@
 #include "ring.h"
 
 #include "../fiber/sanitize.h"
+#include "../io/fault.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,18 +121,32 @@ void weft__ring_fini(weft__worker *w)
     w->ring = NULL;
 }
 
-/* Submits; on a full completion queue, makes room and tries again. */
+/* A submit's result, or the failure a fault injects in its place. */
+static int submit_once(struct weft__ring *r)
+{
+    if (weft__fault(WEFT__FAULT_ENOMEM))
+        return -ENOMEM;
+    if (weft__fault(WEFT__FAULT_EAGAIN))
+        return -EAGAIN;
+    return io_uring_submit(&r->ring);
+}
+
+/* Submits; on a full completion queue (EBUSY), or when the kernel is
+   short of memory for the moment (EAGAIN, ENOMEM), makes room and tries
+   again. */
 static void submit(weft__worker *w)
 {
     struct weft__ring *r = w->ring;
-    for (;;) {
-        int rc = io_uring_submit(&r->ring);
+    for (unsigned tries = 0;; tries++) {
+        int rc = submit_once(r);
         if (rc >= 0 || rc == -EINTR)
             return;
-        if (rc == -EBUSY || rc == -EAGAIN) {
+        if (rc == -EBUSY || rc == -EAGAIN || rc == -ENOMEM) {
             /* Make room; what completed waits in r->done for the
                scheduler (ring_pending says so). */
             weft__ring_poll(w, false);
+            if (tries >= 16)
+                sched_yield(); /* memory, not room: let others run */
             continue;
         }
         die("submit", rc);
@@ -141,6 +157,12 @@ struct io_uring_sqe *weft__ring_sqe(weft__worker *w)
 {
     struct weft__ring *r = w->ring;
     struct io_uring_sqe *sqe;
+    /* A fault takes the queue for full, but never inside a reserved chain
+       (reserve made the room, so the kernel cannot split one). */
+    if (r->chain)
+        r->chain--;
+    else if (weft__fault(WEFT__FAULT_SQE) && io_uring_sq_ready(&r->ring))
+        submit(w);
     while (!(sqe = io_uring_get_sqe(&r->ring)))
         submit(w);
     return sqe;
@@ -148,8 +170,12 @@ struct io_uring_sqe *weft__ring_sqe(weft__worker *w)
 
 void weft__ring_reserve(weft__worker *w, unsigned n)
 {
-    while (io_uring_sq_space_left(&w->ring->ring) < n)
+    struct weft__ring *r = w->ring;
+    if (weft__fault(WEFT__FAULT_SQE) && io_uring_sq_ready(&r->ring))
         submit(w);
+    while (io_uring_sq_space_left(&r->ring) < n)
+        submit(w);
+    r->chain = n;
 }
 
 int32_t weft__ring_wait(weft__worker *w, struct io_uring_sqe *sqe, struct weft__op *op)
@@ -278,7 +304,7 @@ void weft__ring_poll(weft__worker *w, bool wait)
            stop every other thread.  Under valgrind, park by polling. */
         while (!io_uring_cq_ready(&r->ring)) {
             rc = io_uring_submit_and_get_events(&r->ring);
-            if (rc < 0 && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN)
+            if (rc < 0 && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN && rc != -ENOMEM)
                 die("submit", rc);
             if (io_uring_cq_ready(&r->ring))
                 break;
@@ -292,7 +318,9 @@ void weft__ring_poll(weft__worker *w, bool wait)
         rc = io_uring_submit_and_get_events(&r->ring);
     else if (io_uring_sq_ready(&r->ring))
         rc = io_uring_submit(&r->ring);
-    if (rc < 0 && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN && rc != -ETIME)
+    /* Transient: EINTR, a full completion queue, memory short for now
+       (what was not submitted goes with the next submit). */
+    if (rc < 0 && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN && rc != -ENOMEM && rc != -ETIME)
         die("submit and wait", rc);
     /* Each completion is consumed before it is acted on: acting on one
        may submit (a wake-up, an ASYNC_CANCEL), and a submit that finds the

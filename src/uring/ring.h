@@ -46,6 +46,7 @@ struct weft__ring {
     bool skip_success; /* IOSQE_CQE_SKIP_SUCCESS works */
     uint64_t ops;      /* bit n: the kernel has opcode n (IORING_REGISTER_PROBE) */
     unsigned inflight; /* OP operations not yet completed */
+    unsigned chain;    /* SQEs of a reserved chain not yet taken */
     weft__task *done, *done_tail; /* completed, for the scheduler (->link) */
     int efd;
     uint64_t efd_buf;

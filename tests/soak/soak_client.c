@@ -306,5 +306,10 @@ int main(int argc, char **argv)
         if (t >= stop)
             break;
     }
+    for (unsigned i = 0; i < conns; i++)
+        if (cs[i].fd >= 0)
+            close(cs[i].fd);
+    free(cs);
+    close(ep);
     return n.errors ? 1 : 0;
 }
