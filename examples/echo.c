@@ -138,6 +138,8 @@ int main(int argc, char **argv)
     int rc = weft_concurrent(io, &acceptor, accept_loop, &svp, sizeof svp, 0);
     if (rc < 0) {
         fprintf(stderr, "weft-echo: no task to accept with: %s\n", strerror(-rc));
+        weft_close(io, sv.listener);
+        runtime_close(&rt);
         return 1;
     }
     struct signalfd_siginfo si;

@@ -93,6 +93,12 @@ Test(monitor, task_names, .timeout = 30)
     weft_task_set_name(NULL);
     cr_assert_eq(weft_task_name(buf, sizeof buf), 0);
     cr_assert_str_eq(buf, "");
+    /* A newline in a name would forge a line of a warning. */
+    weft_task_set_name("a\nweft: stall:\t\x7f");
+    char all[WEFT_TASK_NAME_MAX];
+    weft_task_name(all, sizeof all);
+    cr_assert_str_eq(all, "a?weft: stall:??");
+    weft_task_set_name(NULL);
     weft_event_loop_deinit(el);
 }
 
@@ -194,6 +200,34 @@ static void quiet_child(void *arg)
     weft_await(io, f, NULL);
     weft_event_loop_deinit(el);
     fprintf(stderr, "done\n");
+}
+
+/* Periods so large that the monitor's time sums would wrap: taken as a
+   day, said so, and no flood of lines. */
+static void huge_child(void *arg)
+{
+    (void)arg;
+    setenv("WEFT_SCHEDTRACE", "9223372036855", 1);
+    setenv("WEFT_STALL_MS", "99999999999999999999", 1);
+    weft_event_loop *el = child_loop();
+    weft_io io = weft_event_loop_io(el);
+    weft_sleep(io, 50000000);
+    weft_event_loop_deinit(el);
+    fprintf(stderr, "done\n");
+}
+
+Test(monitor, periods_over_a_day_are_a_day, .timeout = 30)
+{
+    char out[8192];
+    int st = test_run_child(huge_child, NULL, out, sizeof out);
+    if (strstr(out, "skip:"))
+        cr_skip_test("%s", out);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s", out);
+    cr_assert(strstr(out, "WEFT_SCHEDTRACE=9223372036855 is more than a day") != NULL, "%s", out);
+    cr_assert(strstr(out, "WEFT_STALL_MS=99999999999999999999 is more than a day") != NULL, "%s",
+              out);
+    cr_assert(strstr(out, "schedtrace") == NULL, "%s", out);
+    cr_assert(strstr(out, "done") != NULL, "%s", out);
 }
 
 Test(monitor, the_stall_warning_can_be_turned_off, .timeout = 30)

@@ -192,7 +192,8 @@ static inline int64_t weft_deadline(weft_io io)
 /* ---- task names -------------------------------------------------------------- */
 
 /* A task's name: shown by the stall warning, the monitor and the gdb
-   extension.  At most WEFT_TASK_NAME_MAX - 1 bytes are kept. */
+   extension.  At most WEFT_TASK_NAME_MAX - 1 bytes are kept, control
+   characters (a newline, a tab) as '?'. */
 #define WEFT_TASK_NAME_MAX 32
 
 /* Names the calling task (on a loop), or the calling thread (elsewhere:

@@ -86,11 +86,13 @@ static void reschedule(weft__worker *w, weft__task *prev, void *arg)
 static void el_yield(void *ud)
 {
     (void)ud;
-    if (!weft__worker_current() || !weft__task_current()) {
+    weft__worker *w = weft__worker_current();
+    weft__task *self = w ? weft__task_current() : NULL;
+    if (!self) {
         fprintf(stderr, "weft: weft_yield: called outside the event loop's tasks\n");
         abort();
     }
-    weft__sched_block(reschedule, NULL);
+    weft__sched_block_as(w, self, reschedule, NULL);
 }
 
 int weft__clock_now(clockid_t clock, int64_t *ns);

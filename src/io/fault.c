@@ -7,6 +7,7 @@
 
 #ifdef WEFT_FAULTS
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -46,9 +47,10 @@ static void bad(const char *spec, const char *why)
     abort();
 }
 
-static void parse(void)
+static void parse_spec(const char *spec)
 {
-    const char *spec = getenv("WEFT_FAULTS");
+    cfg.on = false;
+    memset(cfg.threshold, 0, sizeof cfg.threshold);
     if (!spec || !*spec)
         return;
     char buf[512];
@@ -57,6 +59,8 @@ static void parse(void)
     strcpy(buf, spec);
     cfg.seed = 1;
     char *save = NULL;
+    if (buf[0] == ',' || strstr(buf, ",,") || buf[strlen(buf) - 1] == ',')
+        bad(spec, "an empty item");
     for (char *item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(item, '=');
         if (!eq)
@@ -64,13 +68,14 @@ static void parse(void)
         *eq = '\0';
         char *end;
         if (strcmp(item, "seed") == 0) {
-            cfg.seed = strtoull(eq + 1, &end, 0);
-            if (*end || end == eq + 1)
-                bad(spec, "the seed is not a number");
+            errno = 0;
+            cfg.seed = strtoull(eq + 1, &end, 10);
+            if (*end || end == eq + 1 || eq[1] == '-' || errno == ERANGE)
+                bad(spec, "the seed is not a number from 0 to 2^64-1");
             continue;
         }
         double p = strtod(eq + 1, &end);
-        if (*end || end == eq + 1 || !(p >= 0 && p <= 1))
+        if (*end || end == eq + 1 || eq[1] == ' ' || !(p >= 0 && p <= 1))
             bad(spec, "a rate that is not a number between 0 and 1");
         uint64_t t = p >= 1 ? UINT64_MAX : (uint64_t)(p * 18446744073709551616.0);
         bool all = strcmp(item, "all") == 0, known = all;
@@ -83,7 +88,21 @@ static void parse(void)
             bad(spec, "an unknown kind of fault");
     }
     cfg.on = true;
-    atexit(report);
+}
+
+static void parse(void)
+{
+    const char *spec = getenv("WEFT_FAULTS");
+    parse_spec(spec);
+    if (cfg.on)
+        atexit(report);
+}
+
+int weft__fault_configure(const char *spec)
+{
+    pthread_once(&once, parse);
+    parse_spec(spec);
+    return 0;
 }
 
 /* splitmix64: each thread's sequence starts from the seed and the order in
@@ -98,6 +117,13 @@ static uint64_t draw(void)
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
     return z ^ (z >> 31);
+}
+
+/* At load: a malformed WEFT_FAULTS stops the program before it runs,
+   whichever Io it uses. */
+__attribute__((constructor)) static void parse_at_load(void)
+{
+    pthread_once(&once, parse);
 }
 
 bool weft__fault(enum weft__fault_kind k)
@@ -115,5 +141,24 @@ size_t weft__fault_len(size_t len)
 }
 
 #else
-typedef int weft__fault_unused; /* ISO C: no empty translation unit */
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+int weft__fault_configure(const char *spec)
+{
+    (void)spec;
+    return -ENOSYS;
+}
+
+/* A build without the option says so when asked for faults, rather than
+   let a test believe it ran under them. */
+__attribute__((constructor)) static void no_faults_here(void)
+{
+    const char *spec = getenv("WEFT_FAULTS");
+    if (spec && *spec)
+        fprintf(stderr, "weft: WEFT_FAULTS is set, but this libweft was built without fault "
+                        "injection (cmake -DWEFT_FAULTS=ON): no faults will be injected\n");
+}
 #endif

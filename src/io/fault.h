@@ -29,6 +29,11 @@ enum weft__fault_kind {
     WEFT__FAULT_KINDS
 };
 
+/* For tests: replaces the rates with those of spec (WEFT_FAULTS's syntax;
+   "" for none).  Not while a loop runs.  -ENOSYS without the build
+   option. */
+int weft__fault_configure(const char *spec);
+
 #ifdef WEFT_FAULTS
 /* Whether to inject a fault of this kind now (and counts it if so). */
 bool weft__fault(enum weft__fault_kind k);

@@ -44,7 +44,12 @@ WEFT_API void weft_task_set_name(const char *name)
     weft__task *t;
     char *slot = name_slot(&t);
     size_t n = name ? strnlen(name, WEFT_TASK_NAME_MAX - 1) : 0;
-    memcpy(slot, name ? name : "", n);
+    /* Control characters become '?': a name is printed inside one line
+       of a warning or a gdb table, and must not start another. */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        slot[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+    }
     slot[n] = '\0';
     if (t && t->fiber)
         t->fiber->name = n ? slot : NULL; /* for the stack-overflow report */
@@ -162,17 +167,26 @@ static int64_t mono_ns(void)
 }
 
 /* An environment variable's value in ms as ns; dflt when unset or bad. */
+#define DAY_MS (24LL * 3600 * 1000)
+
 static int64_t env_ms(const char *var, int64_t dflt_ms)
 {
     const char *e = getenv(var);
     if (!e || !*e)
         return dflt_ms * 1000000;
     char *end;
+    errno = 0;
     long long v = strtoll(e, &end, 10);
-    if (*end || v < 0) {
+    if (*end || end == e || v < 0) {
         fprintf(stderr, "weft: %s=%s is not a number of milliseconds; using %lld\n", var, e,
                 (long long)dflt_ms);
         return dflt_ms * 1000000;
+    }
+    /* A day at most: the monitor's times are sums that must not wrap. */
+    if (errno == ERANGE || v > DAY_MS) {
+        fprintf(stderr, "weft: %s=%s is more than a day; using a day (%lld ms)\n", var, e,
+                (long long)DAY_MS);
+        v = DAY_MS;
     }
     return (int64_t)v * 1000000;
 }

@@ -94,7 +94,8 @@ void weft__handoff_run(void *msg)
     weft__handoff_fn *fn = h->fn;
     weft__task *prev = h->prev;
     void *arg = h->arg;
-    fn(weft__worker_current(), prev, arg);
+    /* The switch was made on this thread, by h->w. */
+    fn(h->w, prev, arg);
 }
 
 /* ---- the global queue ------------------------------------------------------ */
@@ -330,7 +331,7 @@ weft__task *weft__sched_take_local(weft__worker *w)
 void weft__sched_switch(weft__worker *w, weft__task *self, weft__task *to, weft__handoff_fn *fn,
                         void *arg)
 {
-    struct weft__handoff h = {fn, self, arg};
+    struct weft__handoff h = {fn, self, arg, w};
     if (to)
         weft__count(w, runs, 1);
     atomic_store_explicit(&w->running, to, memory_order_relaxed);
@@ -344,9 +345,15 @@ void weft__sched_block(weft__handoff_fn *fn, void *arg)
     weft__sched_switch(w, weft__task_current(), weft__sched_take_local(w), fn, arg);
 }
 
+void weft__sched_block_as(weft__worker *w, weft__task *self, weft__handoff_fn *fn, void *arg)
+{
+    weft__sched_switch(w, self, weft__sched_take_local(w), fn, arg);
+}
+
 void weft__sched_exit(weft__task *self, struct weft__handoff *h)
 {
     weft__worker *w = weft__worker_current();
+    h->w = w;
     weft__task *t = weft__sched_take_local(w);
     weft__count(w, finished, 1);
     if (t)
@@ -678,7 +685,7 @@ static void sched_loop(weft__worker *w)
             return;
         weft__count(w, runs, 1);
         atomic_store_explicit(&w->running, t, memory_order_relaxed);
-        struct weft__handoff h = {NULL, NULL, NULL};
+        struct weft__handoff h = {NULL, NULL, NULL, w};
         void *m = weft__fiber_switch(w->sched_fiber, t->fiber, &h);
         weft__handoff_run(m);
     }

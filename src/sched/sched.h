@@ -247,11 +247,17 @@ struct weft__sched {
 };
 
 /* Adds n to one of w's counters: w's own thread only (a relaxed load and
-   store, no locked instruction). */
+   store, no locked instruction).  WEFT_COUNTERS_OFF (in CFLAGS) compiles
+   them out, only to measure what they cost (docs/monitoring.md): the
+   stats and the stall warnings then see nothing. */
+#ifndef WEFT_COUNTERS_OFF
 #define weft__count(w, field, n)                                                                   \
     atomic_store_explicit(&(w)->field,                                                             \
                           atomic_load_explicit(&(w)->field, memory_order_relaxed) + (n),           \
                           memory_order_relaxed)
+#else
+#define weft__count(w, field, n) ((void)(w), (void)(n))
+#endif
 
 struct weft_loop_stats;
 struct weft_worker_stats;
@@ -271,6 +277,7 @@ struct weft__handoff {
     weft__handoff_fn *fn;
     weft__task *prev;
     void *arg;
+    weft__worker *w; /* the switching worker: the receiver's too */
 };
 
 /* The worker this thread is (NULL outside a loop).  Not inlined, and never
@@ -282,6 +289,8 @@ weft__task *weft__task_current(void);
 /* Suspends the current task; the next context runs fn(w, task, arg) first.
    Returns when someone made the task runnable again. */
 void weft__sched_block(weft__handoff_fn *fn, void *arg);
+/* The same, for a caller that has looked up its worker and task already. */
+void weft__sched_block_as(weft__worker *w, weft__task *self, weft__handoff_fn *fn, void *arg);
 /* The parts of weft__sched_block, for callers that want to see who runs
    next: take_local gives a task of w's to switch to, or NULL for w's
    scheduler; switch suspends self and resumes `to` (NULL: the scheduler),

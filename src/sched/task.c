@@ -228,7 +228,7 @@ static void exit_detached(weft__worker *w, weft__task *prev, void *arg)
 void weft__task_finish(weft__task *t)
 {
     weft__worker *w = weft__worker_current();
-    struct weft__handoff h = {exit_publish, t, NULL};
+    struct weft__handoff h = {exit_publish, t, NULL, w}; /* w: set again by sched_exit */
     if (t->flags & WEFT__TASK_DETACHED) {
         if (t->group)
             weft__group_leave(t);

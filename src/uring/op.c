@@ -316,9 +316,9 @@ int64_t weft__uring_operate(weft__sched *s, weft_op *op)
                 errno = saved;
                 if (fl >= 0 && (fl & O_NONBLOCK))
                     return -EAGAIN;
-                if (fl >= 0)
-                    continue; /* made again, as again_on_eagain says */
-                fake = 0;     /* a bad fd: the operation says so */
+                if (fl < 0)
+                    fake = 0; /* a bad fd: the operation says so */
+                /* else made again, as again_on_eagain says */
             }
             if (fake) {
                 if (weft__cancel_is_requested(t))
