@@ -19,6 +19,13 @@
  * publishes them (release) and read before the CAS that claims them: a
  * reader that loses the CAS drops what it read.  Slots are relaxed atomics
  * because a losing reader may read one while the owner rewrites it.
+ *
+ * A loop's only worker has no thief (steals are between workers of one
+ * loop; every other thread reaches a worker through its inbox or the
+ * global queue), so its owner pushes and pops with a plain store of the
+ * word: no locked instruction on its yield, spawn and wake-up paths (two
+ * locked instructions were most of a yield's cost).  Others only read the
+ * word (stats, the monitor).
  */
 #ifndef WEFT_SCHED_RUNQ_H
 #define WEFT_SCHED_RUNQ_H
@@ -100,6 +107,10 @@ static inline void weft__runq_insert(weft__worker *w, weft__task *t, bool at_hea
         weft__runq_set(w, at_head ? h - 1 : tl, t);
         uint64_t next =
             at_head ? weft__runq_word(word, h - 1, tl) : weft__runq_word(word, h, tl + 1);
+        if (w->q.solo) {
+            atomic_store_explicit(&w->q.word, next, memory_order_release);
+            return;
+        }
         if (atomic_compare_exchange_weak_explicit(&w->q.word, &word, next, memory_order_release,
                                                   memory_order_acquire))
             return;
@@ -126,6 +137,10 @@ static inline weft__task *weft__runq_pop(weft__worker *w, bool fifo)
             return NULL;
         weft__task *t = weft__runq_slot(w, fifo ? h : tl - 1);
         uint64_t next = fifo ? weft__runq_word(word, h + 1, tl) : weft__runq_word(word, h, tl - 1);
+        if (w->q.solo) {
+            atomic_store_explicit(&w->q.word, next, memory_order_relaxed);
+            return t;
+        }
         if (atomic_compare_exchange_weak_explicit(&w->q.word, &word, next, memory_order_acq_rel,
                                                   memory_order_acquire))
             return t;

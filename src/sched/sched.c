@@ -753,6 +753,7 @@ static void worker_setup(weft__sched *s, unsigned i)
     w->rng = 0x9e3779b9u * (i + 1) | 1;
     w->spin_rounds = SPIN_ROUNDS;
     w->cache = (weft__stack_cache)WEFT__STACK_CACHE_INIT;
+    w->q.solo = s->nworkers == 1;
 }
 
 /* What init set up on the calling thread, and the scheduler's memory. */

@@ -110,7 +110,8 @@ static inline void weft__dbg_taken(weft__task *t, const char *from)
 
 struct weft__runq {
     _Atomic uint64_t word; /* head << 32 | tail; see runq.h */
-    char pad[56];
+    bool solo;             /* the loop's only worker: nobody steals (runq.h) */
+    char pad[55];
     _Atomic(weft__task *) slot[WEFT__RUNQ_SIZE];
 };
 
