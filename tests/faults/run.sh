@@ -13,8 +13,10 @@
 #     back with its value, and redis-benchmark's SET/GET load gets no error;
 #   - afterwards each server is back to the fds and live tasks it had
 #     before the load (its WEFT_SCHEDTRACE line counts the tasks), stops
-#     on SIGTERM with status 0, and AddressSanitizer and LeakSanitizer say
-#     nothing; its exit line shows that faults of every kind were injected.
+#     on SIGTERM with status 0 (its loop's deinit aborts if the stack pool
+#     counts a stack still handed out), and AddressSanitizer and
+#     LeakSanitizer say nothing; its exit line shows that faults of every
+#     kind were injected.
 #   tests/faults/run.sh BUILD_DIR [SECONDS] [CONNS]   (defaults: 10, 200)
 # Logs go to BUILD_DIR/faults/.
 set -u
