@@ -392,6 +392,12 @@ def _find(arg):
         hits = [r for r in all_tasks if r.name == arg]
     if not hits:
         raise gdb.GdbError("weft: no live task %s" % arg)
+    if len(hits) > 1:
+        # Two loops' tasks with one id, or two tasks with one name: say
+        # which, rather than pick one.
+        raise gdb.GdbError("weft: %d live tasks match %s: %s; name one by LOOP.ID"
+                           % (len(hits), arg,
+                              ", ".join("%d.%d" % (r.loop_index, r.id) for r in hits)))
     return hits[0]
 
 

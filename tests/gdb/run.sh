@@ -95,6 +95,7 @@ timeout 300 gdb -nx -batch \
     "${bt_cmds[@]}" \
     -ex 'echo @@after\n' -ex 'bt 1' \
     -ex 'echo @@main\n' -ex 'weft-bt 0' \
+    -ex 'echo @@twins\n' -ex 'weft-bt ""' \
     -ex 'echo @@task\n' -ex 'weft-task reader' \
     -ex "python f = gdb.selected_frame(); exec('while f is not None and f.name() != \"reader\": f = f.older()'); f.select()" \
     -ex frame -ex 'info locals' \
@@ -115,6 +116,11 @@ report bt_is_the_threads_again $? "after weft-bt, bt shows:" "$after"
 main=$(awk '/^@@main/ { on = 1; next } /^@@/ { on = 0 } on' "$work/live.log")
 grep -q 'running on worker 0' <<<"$main" && grep -q '^#1 .* main (' <<<"$main"
 report weft_bt_of_the_running_main_task $? "$main"
+# Two tasks answer to the empty name (the unnamed one and the one never
+# run): the command names both instead of picking one.
+twins=$(awk '/^@@twins/ { on = 1; next } /^@@/ { on = 0 } on' "$work/live.log")
+grep -qE '2 live tasks match : [0-9]+\.[0-9]+, [0-9]+\.[0-9]+; name one by LOOP\.ID' <<<"$twins"
+report weft_bt_of_an_ambiguous_name_lists_the_tasks $? "$twins"
 task=$(awk '/^@@task/ { on = 1; next } /^@@/ { on = 0 } on' "$work/live.log")
 grep -q '^buf = ' <<<"$task" && grep -q '^#0 .*weft_gdb_tasks_ready' <<<"$task"
 report weft_task_selects_its_frames $? "weft-task reader, select reader's frame, info locals," \
