@@ -151,7 +151,7 @@ Test(monitor, a_task_that_never_switches_is_named_in_a_warning, .timeout = 30)
     test_run_child_until(stall_child, NULL, out, sizeof out, "weft: stall:");
     if (strstr(out, "skip:"))
         cr_skip_test("%s", out);
-    cr_assert(strstr(out, "weft: stall: worker ") != NULL, "%s", out);
+    cr_assert(strstr(out, "weft: stall: loop 1, worker ") != NULL, "%s", out);
     cr_assert(strstr(out, "(the-hog)") != NULL, "names the task: %s", out);
     cr_assert(strstr(out, "without a switch") != NULL, "%s", out);
 }
@@ -172,7 +172,7 @@ Test(monitor, schedtrace_prints_a_line_every_period, .timeout = 30)
     test_run_child_until(trace_child, NULL, out, sizeof out, "weft: schedtrace");
     if (strstr(out, "skip:"))
         cr_skip_test("%s", out);
-    cr_assert(strstr(out, "weft: schedtrace ") != NULL, "%s", out);
+    cr_assert(strstr(out, "weft: schedtrace loop 1 ") != NULL, "%s", out);
     cr_assert(strstr(out, "workers=2 ") != NULL, "%s", out);
     cr_assert(strstr(out, " ops=+") != NULL, "%s", out);
 }

@@ -262,10 +262,10 @@ static void trace_line(weft__sched *s, weft_loop_stats *prev, int64_t start)
         ql += (size_t)snprintf(q + ql, sizeof q - ql, "%s%u%s", i ? " " : "", per[i].queued,
                                per[i].parked ? "p" : per[i].running ? "" : "s");
     fprintf(stderr,
-            "weft: schedtrace %lldms: workers=%u parked=%u spinning=%u global=%llu runq=[%s] "
+            "weft: schedtrace loop %u %lldms: workers=%u parked=%u spinning=%u global=%llu runq=[%s] "
             "live=%llu runs=+%llu steals=+%llu parks=+%llu wakeups=+%llu ops=+%llu cqes=+%llu "
             "offloaded=+%llu stacks=%llu\n",
-            (long long)((mono_ns() - start) / 1000000), n, LOAD(s->nidle), LOAD(s->nspinning),
+            s->serial, (long long)((mono_ns() - start) / 1000000), n, LOAD(s->nidle), LOAD(s->nspinning),
             (unsigned long long)st.global_queued, q, (unsigned long long)st.live_tasks,
             (unsigned long long)(st.total.runs - prev->total.runs),
             (unsigned long long)(st.total.steals - prev->total.steals),
@@ -307,10 +307,10 @@ static void check_stalls(weft__sched *s, struct watch *wt, int64_t now)
         if (LOAD(w->runs) != runs)
             continue; /* it switched while we looked */
         fprintf(stderr,
-                "weft: stall: worker %u has run task %llu%s%s%s for %lld ms without a switch, "
+                "weft: stall: loop %u, worker %u has run task %llu%s%s%s for %lld ms without a switch, "
                 "%s; the %u tasks queued there wait (a long computation should call "
                 "weft_yield, a blocking call go through the Io)\n",
-                i, (unsigned long long)id, name[0] ? " (" : "", name, name[0] ? ")" : "",
+                s->serial, i, (unsigned long long)id, name[0] ? " (" : "", name, name[0] ? ")" : "",
                 (long long)(held / 1000000),
                 computing ? "computing" : "blocked in a system call",
                 weft__runq_len(atomic_load_explicit(&w->q.word, memory_order_relaxed)));

@@ -901,6 +901,8 @@ int weft__sched_init(weft__sched *s, unsigned n, size_t stack_size, unsigned rin
     pthread_cond_broadcast(&st->cond);
     pthread_mutex_unlock(&st->lock);
     if (rc == 0) {
+        static _Atomic unsigned serials;
+        s->serial = atomic_fetch_add_explicit(&serials, 1, memory_order_relaxed) + 1;
         weft__monitor_start(s);
         debug_loops_add(s);
         return 0;

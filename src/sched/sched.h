@@ -245,6 +245,7 @@ struct weft__sched {
     _Atomic uint32_t remote_next; /* whose inbox the next one goes to */
 
     weft__sched *debug_next; /* weft__debug_loops (sched.c), for debuggers */
+    unsigned serial; /* 1 for the process's first loop, 2 for the next...: in log lines */
 };
 
 /* Adds n to one of w's counters: w's own thread only (a relaxed load and
