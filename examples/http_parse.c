@@ -184,8 +184,22 @@ static int hex(char c)
     return -1;
 }
 
+static int target_path(const char *target, size_t len, char *out, size_t cap);
+
 int http_target_path(const char *target, size_t len, char *out, size_t cap)
 {
+    int st = target_path(target, len, out, cap);
+    /* A failure leaves out an empty string, never a cut-off one without
+       its terminator (the fuzzer found a caller reading one). */
+    if (st && cap)
+        out[0] = '\0';
+    return st;
+}
+
+static int target_path(const char *target, size_t len, char *out, size_t cap)
+{
+    if (cap == 0)
+        return 414;
     if (len == 0 || target[0] != '/')
         return 400;
     const char *q = memchr(target, '?', len);

@@ -37,7 +37,7 @@ int http_parse_head(const char *buf, size_t len, struct http_request *req);
    the root) in out[0, cap): the query is dropped and %XX decoded.
    Returns 0, or the status to answer with: 400 (not origin-form, bad
    escapes), 404 (an encoded '/' or NUL: no such file), 403 (a ".."
-   segment), 414 (too long for out). */
+   segment), 414 (too long for out).  On failure out is "" (if cap > 0). */
 int http_target_path(const char *target, size_t len, char *out, size_t cap);
 
 /* The Content-Type for a file name, by its extension. */

@@ -143,6 +143,16 @@ Test(http_parse, targets_become_paths_under_the_root)
     cr_assert_eq(target("http://x/", p, sizeof p), 400);
     cr_assert_eq(target("/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", p, sizeof p),
                  414);
+    /* A failure leaves "", not the bytes written so far without an end
+       (the fuzzer's find: a caller read past the buffer). */
+    memset(p, 'x', sizeof p);
+    cr_assert_eq(target("/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", p, sizeof p),
+                 414);
+    cr_assert_str_eq(p, "");
+    memset(p, 'x', sizeof p);
+    cr_assert_eq(target("/ab%g0", p, sizeof p), 400);
+    cr_assert_str_eq(p, "");
+    cr_assert_eq(http_target_path("/a", 2, p, 0), 414, "no room at all");
 }
 
 Test(http_parse, content_types)
