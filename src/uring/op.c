@@ -303,30 +303,18 @@ int64_t weft__uring_operate(weft__sched *s, weft_op *op)
         bool timed = deadline != WEFT_NO_DEADLINE;
 #ifdef WEFT_FAULTS
         ring_op.len = shortable && weft__fault(WEFT__FAULT_SHORT) ? weft__fault_len(whole) : whole;
-        int32_t fake = !cancelable                        ? 0
-                       : weft__fault(WEFT__FAULT_EINTR)   ? -EINTR
-                       : may_wait(op) && weft__fault(WEFT__FAULT_EAGAIN) ? -EAGAIN
-                                                          : 0;
-        if (fake) {
+        /* An EINTR, or an EAGAIN where weft makes the operation again (a
+           blocking fd; elsewhere the caller would just see it). */
+        if (cancelable && (weft__fault(WEFT__FAULT_EINTR) ||
+                           (again_on_eagain(op) && weft__fault(WEFT__FAULT_EAGAIN)))) {
             /* As if the kernel had given up on it before doing anything;
                through the scheduler, as a completion would be. */
             (void)weft__uring_sleep_until(CLOCK_MONOTONIC, 0);
-            if (fake == -EAGAIN) {
-                int saved = errno, fl = fcntl(op->fd, F_GETFL);
-                errno = saved;
-                if (fl >= 0 && (fl & O_NONBLOCK))
-                    return -EAGAIN;
-                if (fl < 0)
-                    fake = 0; /* a bad fd: the operation says so */
-                /* else made again, as again_on_eagain says */
-            }
-            if (fake) {
-                if (weft__cancel_is_requested(t))
-                    return -ECANCELED;
-                if (timed && now_ns() >= deadline)
-                    return -ETIMEDOUT;
-                continue;
-            }
+            if (weft__cancel_is_requested(t))
+                return -ECANCELED;
+            if (timed && now_ns() >= deadline)
+                return -ETIMEDOUT;
+            continue;
         }
 #endif
         weft__ring_reserve(w, timed ? 2 : 1);
