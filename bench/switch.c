@@ -44,6 +44,41 @@ static double run_weft(long n)
     return (double)(t1 - t0) / (double)(n / 2 * 2);
 }
 
+/* ---- weft asm, two contexts running the same loop ----
+   Each side resumes the other from the same instruction, as two tasks
+   that yield to each other do; weft__context_jump_ret's return is then
+   the predicted one.  (In the row above, one side is main's loop and the
+   other the entry's: there the indirect jump is the right ending.) */
+static weft__context pair_main;
+static long pair_left;
+
+static void pair_entry(weft__transfer t)
+{
+    if (t.data) {
+        /* The first side: from main, with the second side to start. */
+        pair_main = t.from;
+        t = weft__context_jump(t.data, NULL);
+    }
+    while (--pair_left > 0)
+        t = weft__context_jump_ret(t.from, NULL);
+    weft__context_jump(pair_main, NULL);
+    abort();
+}
+
+static double run_weft_pair(long n)
+{
+    char *s1 = new_stack(), *s2 = new_stack();
+    weft__context a = weft__context_make(s1 + STACK, STACK, pair_entry);
+    weft__context b = weft__context_make(s2 + STACK, STACK, pair_entry);
+    pair_left = n;
+    int64_t t0 = bench_now_ns();
+    weft__context_jump(a, b);
+    int64_t t1 = bench_now_ns();
+    munmap(s1, STACK);
+    munmap(s2, STACK);
+    return (double)(t1 - t0) / (double)n;
+}
+
 /* ---- weft asm, after an inexact floating-point operation ----
    1.0 / 3.0 sets MXCSR's sticky precision flag in one context and not in
    the other.  The flags are status, not control: a switch that treats them
@@ -156,6 +191,7 @@ int main(void)
     long n = bench_scaled(20000000);
     struct row rows[] = {
         {"weft asm (weft__context_jump)", run_weft, n, 0},
+        {"weft asm, both sides in one loop (weft__context_jump_ret)", run_weft_pair, n, 0},
         {"weft asm, one side after 1.0/3.0 (MXCSR flags differ)", run_weft_fp, n, 0},
         {"weft fiber switch (+ bookkeeping)", run_weft_fiber, n, 0},
 #ifdef WEFT_BENCH_BOOST

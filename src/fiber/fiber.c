@@ -140,6 +140,7 @@ int weft__fiber_create(weft__fiber **out, weft__stack_pool *p, weft__stack_cache
     f->id = take_id();
     f->asan_fake_stack = NULL;
     f->tsan_fiber = NULL;
+    f->fresh = true;
     char *sp = top - head;
     f->ctx = weft__context_make(sp, (size_t)(sp - f->stack_lo), fiber_start);
 #ifdef WEFT__TSAN
@@ -161,7 +162,16 @@ void *weft__fiber_switch(weft__fiber *self, weft__fiber *to, void *msg)
 {
     struct hop h = {self, to, msg};
     departing(self, to, false);
-    weft__transfer t = weft__context_jump(to->ctx, &h);
+    /* Mostly, `to` suspended here too, through the same calls as self:
+       a return into it is then predicted, frame after frame.  A fresh
+       fiber starts in its entry instead, where an indirect jump is. */
+    weft__transfer t;
+    if (__builtin_expect(to->fresh, 0)) {
+        to->fresh = false;
+        t = weft__context_jump(to->ctx, &h);
+    } else {
+        t = weft__context_jump_ret(to->ctx, &h);
+    }
     return arrived(self, t)->msg;
 }
 

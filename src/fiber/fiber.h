@@ -29,6 +29,7 @@
 #include "../asm/context.h"
 #include "stack.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct weft__fiber weft__fiber;
@@ -49,6 +50,7 @@ struct __attribute__((aligned(64))) weft__fiber {
     uint64_t id;      /* unique in the process, never 0 */
     void *asan_fake_stack;
     void *tsan_fiber;
+    bool fresh; /* made, never yet switched to */
 };
 
 /* Makes the calling thread's own stack a fiber, `f`, and the thread's
