@@ -165,6 +165,34 @@ CONTRACT(sched, an_idle_worker_with_a_sleeping_task_still_steals, 30)
     weft_cancel(io, sleeper, NULL);
 }
 
+/* A task made runnable into an empty run queue is left for its worker's
+   next switch, without a wake-up; when that switch does not come (the
+   spawner computes), the monitor wakes an idle worker to steal it -- even
+   with the stall warnings, the monitor's other job, turned off. */
+Test(sched, a_task_queued_behind_a_computing_one_is_stolen_with_stall_warnings_off, .timeout = 30)
+{
+    setenv("WEFT_STALL_MS", "0", 1);
+    weft_event_loop *el = test_loop_start(2);
+    weft_io io = weft_event_loop_io(el);
+    for (int round = 0; round < 3; round++) {
+        /* Worker 1 parked first, so that only a wake-up can start it. */
+        weft_loop_stats ls;
+        weft_worker_stats per[2];
+        do
+            weft_event_loop_stats(el, &ls, per, 2, false);
+        while (!per[1].parked);
+        uint64_t woken = ls.foreign_wakeups;
+        _Atomic bool ran = false, *rp = &ran;
+        weft_future *f = weft_async(io, set_flag, &rp, sizeof rp, 0);
+        while (!atomic_load(&ran))
+            relax(); /* no switch here: only another worker can run it */
+        weft_await(io, f, NULL);
+        weft_event_loop_stats(el, &ls, NULL, 0, false);
+        cr_expect_gt(ls.foreign_wakeups, woken, "round %d: the monitor woke nobody", round);
+    }
+    weft_event_loop_deinit(el);
+}
+
 static void deinit_under_stolen_sleeper(void *arg)
 {
     weft_event_loop *el = child_loop_start((unsigned)(uintptr_t)arg);

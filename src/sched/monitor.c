@@ -5,7 +5,12 @@
  * (as Go's schedtrace) and warns when a worker has run one task for longer
  * than WEFT_STALL_MS (default 100; 0: off) without a switch -- in a
  * cooperative scheduler, the task that computes or blocks in a plain
- * system call holds up every task queued behind it.
+ * system call holds up every task queued behind it.  It also wakes an idle
+ * worker for those tasks when one task has run for a whole tick (at most
+ * 25 ms) with others queued behind it: a task made runnable into an empty
+ * run queue waits for its worker's next switch, without a wake-up
+ * (sched.c), and this is what bounds the wait.  So the thread runs even
+ * with WEFT_STALL_MS=0.
  *
  * The monitor reads what workers publish with relaxed loads: their
  * counters and the task each runs.  A stalled task's name is copied with
@@ -219,6 +224,10 @@ void weft__monitor_thread(weft__worker *w)
         w->cpu_clock = (clockid_t)-1;
 }
 
+/* The longest a task made runnable behind a running one waits for a
+   worker to be woken for it (check_stalls). */
+#define RESCUE_NS (25 * 1000000LL)
+
 struct watch {
     uint64_t runs;    /* at the last look */
     weft__task *task; /* running then */
@@ -289,8 +298,16 @@ static void check_stalls(weft__sched *s, struct watch *wt, int64_t now)
             wt[i] = (struct watch){runs, t, now, cpu_ns(w), false};
             continue;
         }
+        /* One task for a whole tick, with others queued behind it: a task
+           made runnable on this worker waits for its next switch, without
+           a wake-up (sched_ready), and none is coming soon.  An idle
+           worker is woken to steal it, at every tick while this lasts (a
+           worker woken before may have found other work): a few loads
+           when no worker is idle or one is already searching. */
+        if (weft__runq_len(atomic_load_explicit(&w->q.word, memory_order_relaxed)) != 0)
+            weft__sched_wake_idle(s);
         int64_t held = now - wt[i].since;
-        if (held < s->monitor.stall_ns || wt[i].warned)
+        if (!s->monitor.stall_ns || held < s->monitor.stall_ns || wt[i].warned)
             continue;
         /* A thread that the machine did not run (more threads than CPUs)
            is not stalled by its task: it must have computed for most of
@@ -325,8 +342,11 @@ static void *monitor_main(void *arg)
     weft_loop_stats prev;
     weft__sched_stats(s, &prev, NULL, 0, false);
     int64_t start = mono_ns(), next_trace = start + m->trace_ns;
-    /* Stalls are looked for four times per threshold. */
-    int64_t tick = m->stall_ns ? m->stall_ns / 4 : m->trace_ns;
+    /* Stalls are looked for four times per threshold, and at least every
+       RESCUE_NS for the tasks a running task holds up (check_stalls). */
+    int64_t tick = m->stall_ns ? m->stall_ns / 4 : RESCUE_NS;
+    if (tick > RESCUE_NS)
+        tick = RESCUE_NS;
     if (m->trace_ns && m->trace_ns < tick)
         tick = m->trace_ns;
     pthread_mutex_lock(&m->lock);
@@ -341,7 +361,7 @@ static void *monitor_main(void *arg)
             break;
         pthread_mutex_unlock(&m->lock);
         int64_t now = mono_ns();
-        if (m->stall_ns && wt)
+        if (wt)
             check_stalls(s, wt, now);
         if (m->trace_ns && now >= next_trace) {
             trace_line(s, &prev, start);
@@ -363,8 +383,6 @@ void weft__monitor_start(weft__sched *s)
     m->stall_ns = env_ms("WEFT_STALL_MS", weft__vg_running() ? 0 : 100);
     m->stop = false;
     m->started = false;
-    if (!m->trace_ns && !m->stall_ns)
-        return;
     pthread_mutex_init(&m->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

@@ -131,6 +131,7 @@ struct __attribute__((aligned(64))) weft__worker {
     uint32_t spin_rounds; /* how long the next spin may last (adaptive) */
     int64_t global_taken; /* when the periodic pass last took an overdue task */
     bool periodic; /* the next search starts with the ring and the global queue */
+    bool wake_deferred; /* a ready left for the next switch to judge (sched_ready) */
     uint64_t ids; /* task ids handed out here */
     bool spinning;
     bool idle_listed; /* guarded by sched->idle_lock */
@@ -322,6 +323,9 @@ static inline void weft__remote_leave(weft__sched *s)
 }
 /* Makes t runnable from a thread that is not one of its loop's workers. */
 void weft__sched_ready_remote(weft__sched *s, weft__task *t);
+/* From any thread: wakes a parked worker to search for work, unless one
+   is searching already. */
+void weft__sched_wake_idle(weft__sched *s);
 
 /* Scheduler lifecycle, driven by src/io/event_loop.c. */
 int weft__sched_init(weft__sched *s, unsigned nworkers, size_t stack_size, unsigned ring_entries,
