@@ -44,8 +44,9 @@ typedef void weft__context_entry(weft__transfer t);
 weft__transfer weft__context_jump(weft__context to, void *data);
 /* The same switch, ending with a return instead of an indirect jump: the
    better one when the resumed side suspended through the same chain of
-   calls as the caller (jump_x86_64_sysv_elf_gas.S says why).  x86_64 only
-   for now; elsewhere it is weft__context_jump. */
+   calls as the caller (jump_x86_64_sysv_elf_gas.S says why).  On aarch64
+   weft__context_jump itself resumes with ret, and under Boost.Context the
+   switch is Boost's: there both names are one function. */
 #if defined(__x86_64__) && !defined(WEFT_CONTEXT_BOOST)
 weft__transfer weft__context_jump_ret(weft__context to, void *data);
 #else
