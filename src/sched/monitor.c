@@ -395,6 +395,7 @@ void weft__monitor_start(weft__sched *s)
     pthread_sigmask(SIG_SETMASK, &all, &old);
     m->started = pthread_create(&m->thread, NULL, monitor_main, s) == 0;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    atomic_store_explicit(&s->defer_wakes, m->started, memory_order_relaxed);
     if (!m->started) {
         pthread_mutex_destroy(&m->lock);
         pthread_cond_destroy(&m->cond);
@@ -404,6 +405,7 @@ void weft__monitor_start(weft__sched *s)
 void weft__monitor_stop(weft__sched *s)
 {
     struct weft__monitor *m = &s->monitor;
+    atomic_store_explicit(&s->defer_wakes, false, memory_order_relaxed);
     if (!m->started)
         return;
     pthread_mutex_lock(&m->lock);

@@ -264,8 +264,10 @@ void weft__sched_ready(weft__worker *w, weft__task *t)
        than this worker can start next.  Tokio's LIFO slot does the same;
        unlike it, the task stays stealable.  A task that computes on
        without a switch is covered by the monitor, which wakes a worker
-       for what waits behind it (monitor.c). */
-    bool alone = weft__runq_empty(w);
+       for what waits behind it (monitor.c); without a monitor (its thread
+       could not be started), every ready wakes as before. */
+    bool alone = weft__runq_empty(w) &&
+                 atomic_load_explicit(&w->sched->defer_wakes, memory_order_relaxed);
     weft__runq_push(w, t);
     if (alone)
         w->wake_deferred = true;

@@ -236,6 +236,8 @@ struct weft__sched {
         int64_t trace_ns, stall_ns; /* 0: off */
     } monitor;
     _Atomic uint64_t foreign_wakeups; /* wake-ups sent from outside the loop */
+    /* The monitor runs, so sched_ready may leave a wake-up for later. */
+    _Atomic bool defer_wakes;
 
     struct weft__offload offload;
     _Atomic long remote_users; /* threads outside the loop inside it (weft__remote_enter) */
