@@ -12,6 +12,7 @@
 
 #include <weft/weft.h>
 
+#include <stdatomic.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -105,6 +106,39 @@ Test(faults, short_writes_and_reads_at_every_try_lose_nothing, .timeout = 60)
         cr_assert_eq(in[i], (char)(i * 7 + 3), "byte %zu", i);
     close(sv[0]);
     close(sv[1]);
+    weft_event_loop_deinit(el);
+    weft__fault_configure("");
+}
+
+static void set_flag(weft_io io, void *ctx, void *result)
+{
+    (void)io, (void)result;
+    atomic_store(*(_Atomic bool **)ctx, true);
+}
+
+/* Without its monitor thread (it could not be started), a loop cannot
+   leave a task made runnable for its worker's next switch: nothing would
+   bound the wait.  Each ready wakes a worker, as without the deferral; a
+   task queued behind one that never switches still runs. */
+Test(faults, a_loop_without_its_monitor_still_runs_a_task_queued_behind_a_busy_one, .timeout = 30)
+{
+    use_faults("seed=1,thread=1");
+    weft_event_loop *el = test_loop_start(2);
+    weft_io io = weft_event_loop_io(el);
+    for (int round = 0; round < 3; round++) {
+        /* Worker 1 parked first, so that only a wake-up can start it. */
+        weft_loop_stats ls;
+        weft_worker_stats per[2];
+        do
+            weft_event_loop_stats(el, &ls, per, 2, false);
+        while (!per[1].parked);
+        _Atomic bool ran = false, *rp = &ran;
+        weft_future *f;
+        cr_assert_eq(weft_concurrent(io, &f, set_flag, &rp, sizeof rp, 0), 0);
+        while (!atomic_load(&ran))
+            ; /* no switch: only the other worker can run it */
+        weft_await(io, f, NULL);
+    }
     weft_event_loop_deinit(el);
     weft__fault_configure("");
 }

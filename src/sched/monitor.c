@@ -6,11 +6,11 @@
  * than WEFT_STALL_MS (default 100; 0: off) without a switch -- in a
  * cooperative scheduler, the task that computes or blocks in a plain
  * system call holds up every task queued behind it.  It also wakes an idle
- * worker for those tasks when one task has run for a whole tick (at most
- * 25 ms) with others queued behind it: a task made runnable into an empty
- * run queue waits for its worker's next switch, without a wake-up
- * (sched.c), and this is what bounds the wait.  So the thread runs even
- * with WEFT_STALL_MS=0.
+ * worker for tasks queued on a busy one, every millisecond while a worker
+ * is awake: a task made runnable into an empty run queue waits for its
+ * worker's next switch, without a wake-up (sched.c), and this is what
+ * bounds the wait.  So the thread runs even with WEFT_STALL_MS=0 (then
+ * every 10 ms while every worker is parked).
  *
  * The monitor reads what workers publish with relaxed loads: their
  * counters and the task each runs.  A stalled task's name is copied with
@@ -20,6 +20,7 @@
 #include "runq.h"
 #include "sched.h"
 #include "../fiber/sanitize.h"
+#include "../io/fault.h"
 
 #include <weft/weft.h>
 
@@ -225,8 +226,10 @@ void weft__monitor_thread(weft__worker *w)
 }
 
 /* The longest a task made runnable behind a running one waits for a
-   worker to be woken for it (check_stalls). */
-#define RESCUE_NS (25 * 1000000LL)
+   worker to be woken for it (rescue), once the monitor has seen the loop
+   awake; and the tick while every worker is parked. */
+#define RESCUE_NS (1000000LL)
+#define IDLE_NS   (10 * 1000000LL)
 
 struct watch {
     uint64_t runs;    /* at the last look */
@@ -288,6 +291,38 @@ static void trace_line(weft__sched *s, weft_loop_stats *prev, int64_t start)
     *prev = st;
 }
 
+/* Tasks queued on a worker that is not parked: a task made runnable there
+   into an empty queue waits for the worker's next switch, without a
+   wake-up (sched_ready), and that switch may be far off (the task it runs
+   computes, or blocks in a plain system call; or the worker's scheduler
+   makes an offload call inline).  An idle worker is woken to steal it.  At
+   every tick while it lasts, since a worker woken before may have found
+   other work; when no worker is idle, or one is searching already, this
+   is a few loads.  Returns whether any worker is awake. */
+static bool rescue(weft__sched *s)
+{
+    bool awake = false;
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        weft__worker *w = &s->workers[i];
+        if (LOAD(w->parked))
+            continue;
+        awake = true;
+        if (weft__runq_len(atomic_load_explicit(&w->q.word, memory_order_relaxed)) != 0)
+            weft__sched_wake_idle(s);
+    }
+    return awake;
+}
+
+void weft__monitor_kick(weft__sched *s)
+{
+    struct weft__monitor *m = &s->monitor;
+    if (!atomic_exchange_explicit(&m->dozing, false, memory_order_relaxed))
+        return;
+    pthread_mutex_lock(&m->lock);
+    pthread_cond_signal(&m->cond);
+    pthread_mutex_unlock(&m->lock);
+}
+
 static void check_stalls(weft__sched *s, struct watch *wt, int64_t now)
 {
     for (unsigned i = 0; i < s->nworkers; i++) {
@@ -298,14 +333,6 @@ static void check_stalls(weft__sched *s, struct watch *wt, int64_t now)
             wt[i] = (struct watch){runs, t, now, cpu_ns(w), false};
             continue;
         }
-        /* One task for a whole tick, with others queued behind it: a task
-           made runnable on this worker waits for its next switch, without
-           a wake-up (sched_ready), and none is coming soon.  An idle
-           worker is woken to steal it, at every tick while this lasts (a
-           worker woken before may have found other work): a few loads
-           when no worker is idle or one is already searching. */
-        if (weft__runq_len(atomic_load_explicit(&w->q.word, memory_order_relaxed)) != 0)
-            weft__sched_wake_idle(s);
         int64_t held = now - wt[i].since;
         if (!s->monitor.stall_ns || held < s->monitor.stall_ns || wt[i].warned)
             continue;
@@ -341,14 +368,19 @@ static void *monitor_main(void *arg)
     struct watch *wt = calloc(s->nworkers, sizeof *wt);
     weft_loop_stats prev;
     weft__sched_stats(s, &prev, NULL, 0, false);
-    int64_t start = mono_ns(), next_trace = start + m->trace_ns;
-    /* Stalls are looked for four times per threshold, and at least every
-       RESCUE_NS for the tasks a running task holds up (check_stalls). */
-    int64_t tick = m->stall_ns ? m->stall_ns / 4 : RESCUE_NS;
-    if (tick > RESCUE_NS)
-        tick = RESCUE_NS;
-    if (m->trace_ns && m->trace_ns < tick)
-        tick = m->trace_ns;
+    int64_t start = mono_ns(), next_trace = start + m->trace_ns, next_stall = start;
+    /* Stalls are looked for four times per threshold.  While a worker is
+       awake the tick is RESCUE_NS, for the tasks a running one holds up
+       (rescue); while every worker is parked there is nothing to rescue,
+       and the tick is IDLE_NS at most, so that an idle loop's monitor
+       wakes 100 times a second, not 1,000. */
+    int64_t slow = m->stall_ns ? m->stall_ns / 4 : IDLE_NS;
+    if (slow > IDLE_NS)
+        slow = IDLE_NS;
+    if (m->trace_ns && m->trace_ns < slow)
+        slow = m->trace_ns;
+    int64_t fast = slow < RESCUE_NS ? slow : RESCUE_NS;
+    int64_t tick = slow;
     pthread_mutex_lock(&m->lock);
     while (!m->stop) {
         struct timespec ts;
@@ -356,13 +388,26 @@ static void *monitor_main(void *arg)
         int64_t at = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + tick;
         ts.tv_sec = at / 1000000000;
         ts.tv_nsec = at % 1000000000;
-        pthread_cond_timedwait(&m->cond, &m->lock, &ts);
+        /* Dozing (every worker was parked): a worker that leaves a
+           wake-up for later kicks the monitor into its fast tick. */
+        atomic_store_explicit(&m->dozing, tick > fast, memory_order_relaxed);
+        bool kicked = pthread_cond_timedwait(&m->cond, &m->lock, &ts) == 0;
+        atomic_store_explicit(&m->dozing, false, memory_order_relaxed);
         if (m->stop)
             break;
         pthread_mutex_unlock(&m->lock);
         int64_t now = mono_ns();
-        if (wt)
+        if (kicked && !m->stop) {
+            /* The kick came with the task just queued, whose worker may
+               well switch to it at once: it gets one tick for that. */
+            tick = fast;
+        } else {
+            tick = rescue(s) ? fast : slow;
+        }
+        if (m->stall_ns && wt && now >= next_stall) {
             check_stalls(s, wt, now);
+            next_stall = now + slow;
+        }
         if (m->trace_ns && now >= next_trace) {
             trace_line(s, &prev, start);
             next_trace = now + m->trace_ns;
@@ -383,6 +428,7 @@ void weft__monitor_start(weft__sched *s)
     m->stall_ns = env_ms("WEFT_STALL_MS", weft__vg_running() ? 0 : 100);
     m->stop = false;
     m->started = false;
+    atomic_store_explicit(&m->dozing, false, memory_order_relaxed);
     pthread_mutex_init(&m->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -393,7 +439,8 @@ void weft__monitor_start(weft__sched *s)
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    m->started = pthread_create(&m->thread, NULL, monitor_main, s) == 0;
+    m->started = !weft__fault(WEFT__FAULT_THREAD) &&
+                 pthread_create(&m->thread, NULL, monitor_main, s) == 0;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     atomic_store_explicit(&s->defer_wakes, m->started, memory_order_relaxed);
     if (!m->started) {
@@ -413,6 +460,14 @@ void weft__monitor_stop(weft__sched *s)
     pthread_cond_signal(&m->cond);
     pthread_mutex_unlock(&m->lock);
     pthread_join(m->thread, NULL);
+    atomic_store_explicit(&m->dozing, false, memory_order_relaxed);
+}
+
+void weft__monitor_fini(weft__sched *s)
+{
+    struct weft__monitor *m = &s->monitor;
+    if (!m->started)
+        return;
     pthread_mutex_destroy(&m->lock);
     pthread_cond_destroy(&m->cond);
     m->started = false;

@@ -269,10 +269,13 @@ void weft__sched_ready(weft__worker *w, weft__task *t)
     bool alone = weft__runq_empty(w) &&
                  atomic_load_explicit(&w->sched->defer_wakes, memory_order_relaxed);
     weft__runq_push(w, t);
-    if (alone)
+    if (alone) {
         w->wake_deferred = true;
-    else
+        if (atomic_load_explicit(&w->sched->monitor.dozing, memory_order_relaxed))
+            weft__monitor_kick(w->sched);
+    } else {
         wakep(w);
+    }
 }
 
 void weft__sched_ready_remote(weft__sched *s, weft__task *t)
@@ -979,6 +982,8 @@ void weft__sched_deinit(weft__sched *s)
         weft__ring_wake(w0, &s->workers[i]);
     for (unsigned i = 1; i < s->nworkers; i++)
         pthread_join(s->workers[i].thread, NULL);
+    /* Only now: a worker may still have been kicking the monitor. */
+    weft__monitor_fini(s);
     /* Threads outside the loop still in the middle of a wake-up or a
        cancel that reached one of its tasks. */
     for (unsigned spins = 0; atomic_load_explicit(&s->remote_users, memory_order_acquire); spins++)

@@ -234,6 +234,7 @@ struct weft__sched {
         pthread_cond_t cond;
         bool stop;
         int64_t trace_ns, stall_ns; /* 0: off */
+        _Atomic bool dozing;        /* on its slow tick: wants a kick */
     } monitor;
     _Atomic uint64_t foreign_wakeups; /* wake-ups sent from outside the loop */
     /* The monitor runs, so sched_ready may leave a wake-up for later. */
@@ -272,6 +273,8 @@ void weft__monitor_start(weft__sched *s);
 /* Records the calling thread as w's, for the monitor. */
 void weft__monitor_thread(weft__worker *w);
 void weft__monitor_stop(weft__sched *s);
+/* After the workers are gone: frees what the monitor used. */
+void weft__monitor_fini(weft__sched *s);
 
 /* ---- the handoff ---------------------------------------------------------- */
 
@@ -328,6 +331,8 @@ void weft__sched_ready_remote(weft__sched *s, weft__task *t);
 /* From any thread: wakes a parked worker to search for work, unless one
    is searching already. */
 void weft__sched_wake_idle(weft__sched *s);
+/* Brings a dozing monitor to its fast tick (monitor.c). */
+void weft__monitor_kick(weft__sched *s);
 
 /* Scheduler lifecycle, driven by src/io/event_loop.c. */
 int weft__sched_init(weft__sched *s, unsigned nworkers, size_t stack_size, unsigned ring_entries,
