@@ -1069,3 +1069,99 @@ Test(blocking_threads, a_queue_between_threads_delivers_in_order, .timeout = 120
     pthread_join(th, NULL);
     weft_queue_destroy(s.q);
 }
+
+/* The parking lot's hash spreads heap objects made one after another over
+   its buckets as random picks would: a plain multiplicative hash put 4,096
+   of them into 452 of the 1,024 buckets, so unrelated mutexes and queues
+   shared locks far more often than they should. */
+Test(park, heap_objects_made_in_a_row_spread_over_the_buckets, .timeout = 30)
+{
+    enum { N = 4096 };
+    static void *objs[N];
+    static bool used[1024];
+    unsigned distinct = 0;
+    for (unsigned i = 0; i < N; i++) {
+        cr_assert_not_null(objs[i] = calloc(1, 100));
+        unsigned b = weft__park_bucket_index(objs[i]);
+        cr_assert_lt(b, 1024u);
+        distinct += !used[b];
+        used[b] = true;
+    }
+    for (unsigned i = 0; i < N; i++)
+        free(objs[i]);
+    /* Random picks cover about 1,005; anything under 900 is a bad hash. */
+    cr_expect_geq(distinct, 900u, "%u of 1024 buckets", distinct);
+}
+
+/* Two unrelated queues that share a bucket: one hammered by the tasks of
+   two loops of two workers (more threads than this machine may have
+   CPUs), the other used by a plain thread. The plain thread's operations
+   still go through; a lock whose waiters back off for too long would
+   leave it waiting behind the hammering ones. */
+static weft_queue *hammered;
+static _Atomic bool hammer_stop;
+static _Atomic int hammering;
+
+static void hammer(weft_io io, void *ctx, void *result)
+{
+    (void)result;
+    bool put = *(bool *)ctx;
+    int64_t v = 1;
+    atomic_fetch_add(&hammering, 1);
+    while (!atomic_load_explicit(&hammer_stop, memory_order_relaxed))
+        if ((put ? weft_queue_put(io, hammered, &v) : weft_queue_get(io, hammered, &v)) != 0)
+            break;
+}
+
+static void *hammer_loop(void *arg)
+{
+    (void)arg;
+    weft_event_loop *el;
+    weft_event_loop_options o = {.threads = 2};
+    if (weft_event_loop_init(&el, &o) != 0)
+        return NULL;
+    weft_io io = weft_event_loop_io(el);
+    weft_group g = WEFT_GROUP_INIT;
+    for (int i = 0; i < 4; i++) {
+        bool put = i % 2;
+        if (weft_group_concurrent(io, &g, hammer, &put, sizeof put) != 0)
+            abort();
+    }
+    weft_group_wait(io, &g);
+    weft_event_loop_deinit(el);
+    return NULL;
+}
+
+Test(park, a_queue_sharing_a_bucket_with_a_hammered_one_still_moves, .timeout = 60)
+{
+    static weft_queue *made[4096];
+    weft_queue *mine = NULL;
+    unsigned n = 0;
+    cr_assert_eq(weft_queue_create(&made[n++], sizeof(int64_t), 64), 0);
+    hammered = made[0];
+    while (!mine && n < 4096) {
+        cr_assert_eq(weft_queue_create(&made[n], sizeof(int64_t), 64), 0);
+        if (weft__park_bucket_index(made[n]) == weft__park_bucket_index(hammered))
+            mine = made[n];
+        n++;
+    }
+    cr_assert_not_null(mine, "no queue shares a bucket with the first of %u", n);
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(pthread_create(&th[i], NULL, hammer_loop, NULL), 0);
+    while (atomic_load(&hammering) < 8)
+        weft__cpu_relax();
+    weft_io io = weft_blocking_io();
+    for (int64_t i = 0; i < 500; i++) {
+        int64_t back = -1;
+        cr_assert_eq(weft_queue_put(io, mine, &i), 0);
+        cr_assert_eq(weft_queue_get(io, mine, &back), 0);
+        cr_assert_eq(back, i);
+    }
+    atomic_store(&hammer_stop, true);
+    weft_queue_close(io, hammered);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    for (unsigned i = 0; i < n; i++)
+        weft_queue_destroy(made[i]);
+}
