@@ -43,6 +43,23 @@ static inline weft_event_loop *test_loop_start(unsigned threads)
     return el;
 }
 
+/* Spins until every worker of el but worker 0 (which runs the caller) is
+   parked, so that only a wake-up can start another; returns the loop's
+   wake-ups from outside its workers at that moment. */
+static inline uint64_t test_wait_others_parked(weft_event_loop *el)
+{
+    weft_loop_stats ls;
+    weft_worker_stats per[16];
+    for (;;) {
+        unsigned n = weft_event_loop_stats(el, &ls, per, 16, false);
+        bool all = true;
+        for (unsigned i = 1; i < n && i < 16; i++)
+            all = all && per[i].parked;
+        if (all)
+            return ls.foreign_wakeups;
+    }
+}
+
 static inline void contract_run(const struct impl *im, contract_body *body)
 {
     if (!im->threads) {

@@ -126,12 +126,7 @@ Test(faults, a_loop_without_its_monitor_still_runs_a_task_queued_behind_a_busy_o
     weft_event_loop *el = test_loop_start(2);
     weft_io io = weft_event_loop_io(el);
     for (int round = 0; round < 3; round++) {
-        /* Worker 1 parked first, so that only a wake-up can start it. */
-        weft_loop_stats ls;
-        weft_worker_stats per[2];
-        do
-            weft_event_loop_stats(el, &ls, per, 2, false);
-        while (!per[1].parked);
+        test_wait_others_parked(el);
         _Atomic bool ran = false, *rp = &ran;
         weft_future *f;
         cr_assert_eq(weft_concurrent(io, &f, set_flag, &rp, sizeof rp, 0), 0);

@@ -175,18 +175,13 @@ Test(sched, a_task_queued_behind_a_computing_one_is_stolen_with_stall_warnings_o
     weft_event_loop *el = test_loop_start(2);
     weft_io io = weft_event_loop_io(el);
     for (int round = 0; round < 3; round++) {
-        /* Worker 1 parked first, so that only a wake-up can start it. */
-        weft_loop_stats ls;
-        weft_worker_stats per[2];
-        do
-            weft_event_loop_stats(el, &ls, per, 2, false);
-        while (!per[1].parked);
-        uint64_t woken = ls.foreign_wakeups;
+        uint64_t woken = test_wait_others_parked(el);
         _Atomic bool ran = false, *rp = &ran;
         weft_future *f = weft_async(io, set_flag, &rp, sizeof rp, 0);
         while (!atomic_load(&ran))
             relax(); /* no switch here: only another worker can run it */
         weft_await(io, f, NULL);
+        weft_loop_stats ls;
         weft_event_loop_stats(el, &ls, NULL, 0, false);
         cr_expect_gt(ls.foreign_wakeups, woken, "round %d: the monitor woke nobody", round);
     }
