@@ -291,6 +291,14 @@ static void trace_line(weft__sched *s, weft_loop_stats *prev, int64_t start)
     *prev = st;
 }
 
+static bool any_awake(weft__sched *s)
+{
+    for (unsigned i = 0; i < s->nworkers; i++)
+        if (!atomic_load_explicit(&s->workers[i].parked, memory_order_seq_cst))
+            return true;
+    return false;
+}
+
 /* Tasks queued on a worker that is not parked: a task made runnable there
    into an empty queue waits for the worker's next switch, without a
    wake-up (sched_ready), and that switch may be far off (the task it runs
@@ -383,14 +391,25 @@ static void *monitor_main(void *arg)
     int64_t tick = slow;
     pthread_mutex_lock(&m->lock);
     while (!m->stop) {
+        /* Dozing (every worker was parked): a worker that leaves a
+           wake-up for later kicks the monitor into its fast tick.  The
+           flag first, then one more look at the workers, so that one
+           that woke since rescue() looked either is seen here or sees
+           the flag: it stored `parked` false and then fenced (park)
+           before it ran anything that could leave a wake-up. */
+        if (tick > fast) {
+            atomic_store_explicit(&m->dozing, true, memory_order_seq_cst);
+            atomic_thread_fence(memory_order_seq_cst);
+            if (any_awake(s)) {
+                atomic_store_explicit(&m->dozing, false, memory_order_relaxed);
+                tick = fast;
+            }
+        }
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         int64_t at = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + tick;
         ts.tv_sec = at / 1000000000;
         ts.tv_nsec = at % 1000000000;
-        /* Dozing (every worker was parked): a worker that leaves a
-           wake-up for later kicks the monitor into its fast tick. */
-        atomic_store_explicit(&m->dozing, tick > fast, memory_order_relaxed);
         bool kicked = pthread_cond_timedwait(&m->cond, &m->lock, &ts) == 0;
         atomic_store_explicit(&m->dozing, false, memory_order_relaxed);
         if (m->stop)
