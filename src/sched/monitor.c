@@ -6,11 +6,13 @@
  * than WEFT_STALL_MS (default 100; 0: off) without a switch -- in a
  * cooperative scheduler, the task that computes or blocks in a plain
  * system call holds up every task queued behind it.  It also wakes an idle
- * worker for tasks queued on a busy one, every millisecond while a worker
- * is awake: a task made runnable into an empty run queue waits for its
- * worker's next switch, without a wake-up (sched.c), and this is what
- * bounds the wait.  So the thread runs even with WEFT_STALL_MS=0 (then
- * every 10 ms while every worker is parked).
+ * worker for tasks queued on a busy one: a task made runnable into an empty
+ * run queue waits for its worker's next switch, without a wake-up
+ * (sched.c), and this is what bounds the wait.  It ticks every millisecond
+ * while that may be needed, and dozes (10 ms) when every worker is parked
+ * or nothing has been queued for a few ticks; the worker that leaves a
+ * wake-up for later kicks a dozing monitor.  So the thread runs even with
+ * WEFT_STALL_MS=0.
  *
  * The monitor reads what workers publish with relaxed loads: their
  * counters and the task each runs.  A stalled task's name is copied with
@@ -230,6 +232,9 @@ void weft__monitor_thread(weft__worker *w)
    awake; and the tick while every worker is parked. */
 #define RESCUE_NS (1000000LL)
 #define IDLE_NS   (10 * 1000000LL)
+/* Fast ticks with workers awake but nothing queued before the monitor
+   dozes (and relies on kicks) again. */
+#define QUIET_TICKS 8
 
 struct watch {
     uint64_t runs;    /* at the last look */
@@ -291,14 +296,6 @@ static void trace_line(weft__sched *s, weft_loop_stats *prev, int64_t start)
     *prev = st;
 }
 
-static bool any_awake(weft__sched *s)
-{
-    for (unsigned i = 0; i < s->nworkers; i++)
-        if (!atomic_load_explicit(&s->workers[i].parked, memory_order_seq_cst))
-            return true;
-    return false;
-}
-
 /* Tasks queued on a worker that is not parked: a task made runnable there
    into an empty queue waits for the worker's next switch, without a
    wake-up (sched_ready), and that switch may be far off (the task it runs
@@ -306,19 +303,34 @@ static bool any_awake(weft__sched *s)
    makes an offload call inline).  An idle worker is woken to steal it.  At
    every tick while it lasts, since a worker woken before may have found
    other work; when no worker is idle, or one is searching already, this
-   is a few loads.  Returns whether any worker is awake. */
-static bool rescue(weft__sched *s)
+   is a few loads. */
+enum { ALL_PARKED, AWAKE, QUEUED };
+
+static int rescue(weft__sched *s)
 {
-    bool awake = false;
+    int seen = ALL_PARKED;
     for (unsigned i = 0; i < s->nworkers; i++) {
         weft__worker *w = &s->workers[i];
         if (LOAD(w->parked))
             continue;
-        awake = true;
-        if (weft__runq_len(atomic_load_explicit(&w->q.word, memory_order_relaxed)) != 0)
+        if (seen == ALL_PARKED)
+            seen = AWAKE;
+        if (weft__runq_len(atomic_load_explicit(&w->q.word, memory_order_relaxed)) != 0) {
+            seen = QUEUED;
             weft__sched_wake_idle(s);
+        }
     }
-    return awake;
+    return seen;
+}
+
+/* Whether any worker has tasks queued, looked at after the monitor set
+   `dozing` (seq_cst, as the pushes that may leave a wake-up are). */
+static bool any_queued(weft__sched *s)
+{
+    for (unsigned i = 0; i < s->nworkers; i++)
+        if (weft__runq_len(atomic_load_explicit(&s->workers[i].q.word, memory_order_seq_cst)) != 0)
+            return true;
+    return false;
 }
 
 void weft__monitor_kick(weft__sched *s)
@@ -389,20 +401,21 @@ static void *monitor_main(void *arg)
         slow = m->trace_ns;
     int64_t fast = slow < RESCUE_NS ? slow : RESCUE_NS;
     int64_t tick = slow;
+    unsigned quiet = 0; /* fast ticks in a row that found nothing queued */
     pthread_mutex_lock(&m->lock);
     while (!m->stop) {
-        /* Dozing (every worker was parked): a worker that leaves a
-           wake-up for later kicks the monitor into its fast tick.  The
-           flag first, then one more look at the workers, so that one
-           that woke since rescue() looked either is seen here or sees
-           the flag: it stored `parked` false and then fenced (park)
-           before it ran anything that could leave a wake-up. */
+        /* Dozing (every worker parked, or QUIET_TICKS ticks with nothing
+           queued): a worker that leaves a wake-up for later kicks the
+           monitor back to its fast tick.  The flag first, then one more
+           look at the queues: a push that raced it is either seen here,
+           or sees the flag (both sides seq_cst) and kicks. */
         if (tick > fast) {
             atomic_store_explicit(&m->dozing, true, memory_order_seq_cst);
             atomic_thread_fence(memory_order_seq_cst);
-            if (any_awake(s)) {
+            if (any_queued(s)) {
                 atomic_store_explicit(&m->dozing, false, memory_order_relaxed);
                 tick = fast;
+                quiet = 0;
             }
         }
         struct timespec ts;
@@ -416,12 +429,23 @@ static void *monitor_main(void *arg)
             break;
         pthread_mutex_unlock(&m->lock);
         int64_t now = mono_ns();
-        if (kicked && !m->stop) {
+        if (kicked) {
             /* The kick came with the task just queued, whose worker may
                well switch to it at once: it gets one tick for that. */
             tick = fast;
+            quiet = 0;
         } else {
-            tick = rescue(s) ? fast : slow;
+            switch (rescue(s)) {
+            case QUEUED:
+                tick = fast;
+                quiet = 0;
+                break;
+            case AWAKE:
+                tick = ++quiet >= QUIET_TICKS ? slow : fast;
+                break;
+            default:
+                tick = slow;
+            }
         }
         if (m->stall_ns && wt && now >= next_stall) {
             check_stalls(s, wt, now);
@@ -461,7 +485,8 @@ void weft__monitor_start(weft__sched *s)
     m->started = !weft__fault(WEFT__FAULT_THREAD) &&
                  pthread_create(&m->thread, NULL, monitor_main, s) == 0;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    atomic_store_explicit(&s->defer_wakes, m->started, memory_order_relaxed);
+    /* With one worker there is nobody to wake, deferred or not. */
+    atomic_store_explicit(&s->defer_wakes, m->started && s->nworkers > 1, memory_order_relaxed);
     if (!m->started) {
         pthread_mutex_destroy(&m->lock);
         pthread_cond_destroy(&m->cond);

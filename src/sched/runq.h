@@ -111,7 +111,11 @@ static inline void weft__runq_insert(weft__worker *w, weft__task *t, bool at_hea
             atomic_store_explicit(&w->q.word, next, memory_order_release);
             return;
         }
-        if (atomic_compare_exchange_weak_explicit(&w->q.word, &word, next, memory_order_release,
+        /* seq_cst (the same instruction as release on x86_64 and on
+           aarch64's CASAL): a push that leaves a wake-up for later then
+           reads the monitor's `dozing` (sched_ready), which pairs with the
+           monitor's flag-then-look. */
+        if (atomic_compare_exchange_weak_explicit(&w->q.word, &word, next, memory_order_seq_cst,
                                                   memory_order_acquire))
             return;
     }

@@ -271,7 +271,7 @@ void weft__sched_ready(weft__worker *w, weft__task *t)
     weft__runq_push(w, t);
     if (alone) {
         w->wake_deferred = true;
-        if (atomic_load_explicit(&w->sched->monitor.dozing, memory_order_relaxed))
+        if (atomic_load_explicit(&w->sched->monitor.dozing, memory_order_seq_cst))
             weft__monitor_kick(w->sched);
     } else {
         wakep(w);
