@@ -639,11 +639,7 @@ static void park(weft__worker *w)
         weft__ring_poll(w, true);
         ready_all(w);
     }
-    /* Fenced: pairs with the monitor's, which sets `dozing` and then looks
-       at `parked` (monitor.c): either it sees this worker awake or this
-       worker's next sched_ready sees it dozing and kicks it. */
-    atomic_store_explicit(&w->parked, false, memory_order_seq_cst);
-    atomic_thread_fence(memory_order_seq_cst);
+    atomic_store_explicit(&w->parked, false, memory_order_relaxed);
 
     pthread_mutex_lock(&s->idle_lock);
     if (w->idle_listed) {
