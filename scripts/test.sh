@@ -172,7 +172,7 @@ if configure asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DWEFT_SANIT
         build/asan/tests/weft_tests
     # Under injected faults: every test on the event loop, then the three
     # servers with real clients.
-    faults="seed=$RANDOM,eintr=0.05,eagain=0.05,enomem=0.02,short=0.3,sqe=0.1,thread=0.5"
+    faults="seed=$RANDOM,eintr=0.05,eagain=0.05,enomem=0.02,short=0.3,sqe=0.1,thread=0.5,monitor=0.5"
     echo "   (WEFT_FAULTS=$faults)"
     suite faults-tests env WEFT_FAULTS="$faults" ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
         LSAN_OPTIONS="suppressions=$root/tests/lsan.supp" UBSAN_OPTIONS=print_stacktrace=1 \

@@ -122,7 +122,7 @@ static void set_flag(weft_io io, void *ctx, void *result)
    task queued behind one that never switches still runs. */
 Test(faults, a_loop_without_its_monitor_still_runs_a_task_queued_behind_a_busy_one, .timeout = 30)
 {
-    use_faults("seed=1,thread=1");
+    use_faults("seed=1,monitor=1");
     weft_event_loop *el = test_loop_start(2);
     weft_io io = weft_event_loop_io(el);
     for (int round = 0; round < 3; round++) {

@@ -16,7 +16,7 @@
 #include <string.h>
 
 static const char *const names[WEFT__FAULT_KINDS] = {"eintr", "eagain", "enomem",
-                                                     "short", "sqe",    "thread"};
+                                                     "short", "sqe",    "thread", "monitor"};
 
 static struct {
     bool on;
@@ -42,7 +42,7 @@ static void bad(const char *spec, const char *why)
 {
     fprintf(stderr,
             "weft: WEFT_FAULTS=%s: %s (expected seed=N and KIND=P pairs, KIND one of eintr, "
-            "eagain, enomem, short, sqe, thread or all, P between 0 and 1)\n",
+            "eagain, enomem, short, sqe, thread, monitor or all, P between 0 and 1)\n",
             spec, why);
     abort();
 }

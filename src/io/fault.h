@@ -8,7 +8,8 @@
  * chances: an operation on the ring completes with -EINTR or -EAGAIN
  * without having been made, a submit says -ENOMEM or -EAGAIN, a read or
  * write on a stream socket asks for fewer bytes, the submission queue is
- * taken for full, an offload or pool thread fails to start.  Each is a
+ * taken for full, an offload or pool thread fails to start, a loop's
+ * monitor thread fails to start.  Each is a
  * result the kernel or libc may give; weft must absorb it or pass it on as
  * its contract says.  At exit a line on stderr counts what was injected.
  * Without the build option, weft__fault is a constant false.
@@ -26,6 +27,7 @@ enum weft__fault_kind {
     WEFT__FAULT_SHORT,
     WEFT__FAULT_SQE,
     WEFT__FAULT_THREAD,
+    WEFT__FAULT_MONITOR,
     WEFT__FAULT_KINDS
 };
 

@@ -95,7 +95,7 @@ static void worker_stats(weft__sched *s, weft__worker *w, weft_worker_stats *o)
     o->cqes = LOAD(w->cqes);
     o->offloaded = LOAD(w->offloaded);
     o->queued = weft__runq_len(atomic_load_explicit(&w->q.word, memory_order_relaxed));
-    o->parked = LOAD(w->parked);
+    o->parked = LOAD(w->asleep);
     o->running = LOAD(w->running) != NULL;
     (void)s;
 }
@@ -403,6 +403,8 @@ static void *monitor_main(void *arg)
     int64_t tick = slow;
     unsigned quiet = 0; /* fast ticks in a row that found nothing queued */
     pthread_mutex_lock(&m->lock);
+    m->ready = true;
+    pthread_cond_broadcast(&m->cond);
     while (!m->stop) {
         /* Dozing (every worker parked, or QUIET_TICKS ticks with nothing
            queued): a worker that leaves a wake-up for later kicks the
@@ -470,6 +472,7 @@ void weft__monitor_start(weft__sched *s)
        every wait would look like a stall. */
     m->stall_ns = env_ms("WEFT_STALL_MS", weft__vg_running() ? 0 : 100);
     m->stop = false;
+    m->ready = false;
     m->started = false;
     atomic_store_explicit(&m->dozing, false, memory_order_relaxed);
     pthread_mutex_init(&m->lock, NULL);
@@ -482,9 +485,25 @@ void weft__monitor_start(weft__sched *s)
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    m->started = !weft__fault(WEFT__FAULT_THREAD) &&
-                 pthread_create(&m->thread, NULL, monitor_main, s) == 0;
+    int e = weft__fault(WEFT__FAULT_MONITOR) ? EAGAIN
+                                             : pthread_create(&m->thread, NULL, monitor_main, s);
+    m->started = e == 0;
+    if (e)
+        fprintf(stderr,
+                "weft: loop %u: its monitor thread could not start (%s): no stall warnings, no "
+                "WEFT_SCHEDTRACE, and every task made runnable wakes a worker at once\n",
+                s->serial, strerror(e));
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    /* Init returns with the new thread settled in its wait: a thread that
+       allocates while a task forks can leave an allocator lock held in the
+       child, where nobody will release it (AddressSanitizer's allocator,
+       unlike glibc's, does not take its locks around a fork). */
+    if (m->started) {
+        pthread_mutex_lock(&m->lock);
+        while (!m->ready)
+            pthread_cond_wait(&m->cond, &m->lock);
+        pthread_mutex_unlock(&m->lock);
+    }
     /* With one worker there is nobody to wake, deferred or not. */
     atomic_store_explicit(&s->defer_wakes, m->started && s->nworkers > 1, memory_order_relaxed);
     if (!m->started) {

@@ -459,7 +459,7 @@ static void wakep_from(weft__sched *s, weft__worker *from)
         atomic_fetch_sub_explicit(&s->nidle, 1, memory_order_relaxed);
         /* Under the lock, so that v, taking the lock when it wakes, sees
            it was counted as spinning on its behalf. */
-        atomic_store_explicit(&v->woken_spinning, true, memory_order_relaxed);
+        atomic_store_explicit(&v->woken_spinning, true, memory_order_seq_cst);
     }
     pthread_mutex_unlock(&s->idle_lock);
     if (!v) {
@@ -636,7 +636,14 @@ static void park(weft__worker *w)
     if (!work) {
         atomic_store_explicit(&w->parks, atomic_load_explicit(&w->parks, memory_order_relaxed) + 1,
                               memory_order_relaxed);
+        /* A waker clears asleep as it sends: a wake-up sent since the
+           last look (by wakep, which marks woken_spinning first) leaves
+           it clear. */
+        atomic_store_explicit(&w->asleep, true, memory_order_seq_cst);
+        if (atomic_load_explicit(&w->woken_spinning, memory_order_seq_cst))
+            atomic_store_explicit(&w->asleep, false, memory_order_relaxed);
         weft__ring_poll(w, true);
+        atomic_store_explicit(&w->asleep, false, memory_order_relaxed);
         ready_all(w);
     }
     atomic_store_explicit(&w->parked, false, memory_order_relaxed);

@@ -137,6 +137,10 @@ struct __attribute__((aligned(64))) weft__worker {
     bool idle_listed; /* guarded by sched->idle_lock */
     _Atomic bool woken_spinning;
     _Atomic bool parked;
+    /* Past park()'s last look for work, blocked in its ring or about to
+       be, and sent no wake-up yet (what the stats call parked): set by
+       the worker, cleared by the worker and by whoever wakes it. */
+    _Atomic bool asleep;
     /* Counted by the worker, read by anyone (relaxed): passes of its
        search for work, and times it blocked in its ring. */
     _Atomic uint64_t searches;
@@ -233,6 +237,7 @@ struct weft__sched {
         pthread_mutex_t lock;
         pthread_cond_t cond;
         bool stop;
+        bool ready; /* its thread has made its allocations */
         int64_t trace_ns, stall_ns; /* 0: off */
         _Atomic bool dozing;        /* on its slow tick: wants a kick */
     } monitor;

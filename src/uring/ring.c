@@ -385,6 +385,7 @@ static void send_msg(weft__worker *from, weft__worker *to, uint64_t ud)
 
 void weft__ring_wake(weft__worker *from, weft__worker *to)
 {
+    atomic_store_explicit(&to->asleep, false, memory_order_seq_cst);
     send_msg(from, to, UD(NULL, WEFT__UD_WAKE));
 }
 
@@ -444,6 +445,7 @@ int weft__ring_foreign_init(weft__sched *s)
 
 void weft__ring_wake_foreign(weft__sched *s, weft__worker *to)
 {
+    atomic_store_explicit(&to->asleep, false, memory_order_seq_cst);
     foreign_send(s, to, UD(NULL, WEFT__UD_WAKE));
 }
 
