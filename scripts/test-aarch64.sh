@@ -39,8 +39,25 @@ die() { say "error: $*"; exit 1; }
 BINFMT_MAGIC='\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00'
 BINFMT_MASK='\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff'
 
+# qemu-user (Debian 12's 7.2) now and then aborts on an assertion of its
+# own, "cpu_exec: assertion failed: (cpu == current_cpu)", in Criterion's
+# threaded runner as it exits, after the results are in.  That abort, with
+# every test passed, is reported and not counted; anything else keeps the
+# runner's status.
 run_tests() {
-    exec qemu-aarch64 -L "$QEMU_LD_PREFIX" "$BUILD/tests/weft_tests" "$@"
+    local out rc
+    out=$(mktemp)
+    set +e
+    qemu-aarch64 -L "$QEMU_LD_PREFIX" "$BUILD/tests/weft_tests" "$@" 2>&1 | tee "$out"
+    rc=${PIPESTATUS[0]}
+    set -e
+    if [ "$rc" -ne 0 ] && grep -q 'cpu_exec: assertion failed: (cpu == current_cpu)' "$out" &&
+        grep -qE 'Synthesis: Tested: ([0-9]+) \| Passing: \1 \| Failing: 0 \| Crashing: 0' "$out"; then
+        say "qemu-aarch64 aborted on its own cpu_exec assertion (status $rc) after every test passed: not counted"
+        rc=0
+    fi
+    rm -f "$out"
+    exit "$rc"
 }
 
 # The bound on the whole run; the test binary's status otherwise.
@@ -54,6 +71,12 @@ bounded() {
     fi
     exit "$rc"
 }
+
+# ---- the tests alone, where the host runs aarch64 executables ------------------
+if [ "${1:-}" = "--run" ]; then
+    shift
+    run_tests "$@"
+fi
 
 # ---- inside the namespace (the script runs itself there) -----------------------
 if [ "${1:-}" = "--in-userns" ]; then
@@ -100,7 +123,7 @@ say "running $BUILD/tests/weft_tests under qemu-aarch64 (WEFT_TEST_SCALE=$WEFT_T
 # itself, directly; without a handler the exec fails (status 126).
 if "$BUILD/tests/weft_tests" --version >/dev/null 2>&1; then
     say "the host runs aarch64 executables (binfmt_misc): Criterion's workers will start"
-    bounded qemu-aarch64 -L "$QEMU_LD_PREFIX" "$BUILD/tests/weft_tests" "$@"
+    bounded "$SELF" --run "$@"
 fi
 command -v unshare >/dev/null || die "no unshare (util-linux) to make a user namespace"
 say "no binfmt_misc handler for aarch64 on the host: using a private one in a user namespace"
