@@ -27,6 +27,7 @@
 #include <weft/weft.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -253,16 +254,20 @@ static int64_t cpu_ns(weft__worker *w)
 }
 
 /* Whether the worker's thread is asleep in the kernel (state S or D in
-   /proc): a task blocked in a plain system call. */
+   /proc): a task blocked in a plain system call.  open and read, not
+   stdio: the monitor allocates nothing after its start (a task may fork
+   at any moment, and not every allocator is fork-safe). */
 static bool blocked_in_kernel(weft__worker *w)
 {
     char path[64], buf[256];
     snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)w->tid);
-    FILE *f = fopen(path, "re");
-    if (!f)
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
         return false;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
     buf[n] = '\0';
     const char *p = strrchr(buf, ')'); /* after the command name, which may hold anything */
     return p && p[1] == ' ' && (p[2] == 'S' || p[2] == 'D');
