@@ -156,6 +156,40 @@ Test(monitor, a_task_that_never_switches_is_named_in_a_warning, .timeout = 30)
     cr_assert(strstr(out, "without a switch") != NULL, "%s", out);
 }
 
+static void sleeper_in_the_kernel(weft_io io, void *ctx, void *result)
+{
+    (void)io, (void)ctx, (void)result;
+    weft_task_set_name("the-sleeper");
+    for (;;)
+        pause(); /* a plain system call, not through the Io: until killed */
+}
+
+static void blocked_child(void *arg)
+{
+    (void)arg;
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    setenv("WEFT_STALL_MS", "30", 1);
+    weft_event_loop *el = child_loop();
+    weft_io io = weft_event_loop_io(el);
+    weft_future *f;
+    if (weft_concurrent(io, &f, sleeper_in_the_kernel, NULL, 0, 0) != 0)
+        _exit(4);
+    weft_await(io, f, NULL);
+    _exit(5);
+}
+
+/* A task blocked in a plain system call uses no CPU: the monitor tells it
+   from a thread the machine did not run by the thread's state in /proc. */
+Test(monitor, a_task_blocked_in_a_plain_system_call_is_named_in_a_warning, .timeout = 30)
+{
+    char out[4096];
+    test_run_child_until(blocked_child, NULL, out, sizeof out, "system call");
+    if (strstr(out, "skip:"))
+        cr_skip_test("%s", out);
+    cr_assert(strstr(out, "(the-sleeper)") != NULL, "names the task: %s", out);
+    cr_assert(strstr(out, "blocked in a system call") != NULL, "%s", out);
+}
+
 static void trace_child(void *arg)
 {
     (void)arg;
