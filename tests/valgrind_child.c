@@ -7,7 +7,7 @@
  * `valgrind --trace-children=yes`, the runner itself is slowed down and
  * serialised too, and it feeds two jobs no faster than one.  With
  * WEFT_TEST_VALGRIND set to a valgrind command line (words split on
- * spaces), the runner runs natively and each test child executes itself
+ * spaces: no quoting, so paths in it must have none), the runner runs natively and each test child executes itself
  * again under that command: same pid, same environment and descriptors
  * (BoxFort's shared map is found by name), so the runner sees nothing but
  * a slower child.  The variable is removed first: the child does not
@@ -24,7 +24,7 @@ __attribute__((constructor)) static void valgrind_child(int argc, char **argv, c
 {
     (void)envp;
     const char *cmd = getenv("WEFT_TEST_VALGRIND");
-    if (!cmd || !*cmd || !getenv("BXFI_MAP"))
+    if (!cmd || !getenv("BXFI_MAP"))
         return;
     char *words = strdup(cmd);
     char exe[4096];
@@ -41,6 +41,10 @@ __attribute__((constructor)) static void valgrind_child(int argc, char **argv, c
     int k = 0;
     for (char *save = NULL, *w = strtok_r(words, " ", &save); w; w = strtok_r(NULL, " ", &save))
         args[k++] = w;
+    if (k == 0) {
+        fprintf(stderr, "weft tests: WEFT_TEST_VALGRIND holds no command\n");
+        _exit(98);
+    }
     args[k++] = exe;
     for (int i = 1; i < argc; i++)
         args[k++] = argv[i];

@@ -89,7 +89,7 @@ typedef struct weft_worker_stats {
     uint64_t cqes;      /* completions reaped from its ring */
     uint64_t offloaded; /* operations sent to the offload threads */
     uint32_t queued;    /* tasks in its run queue now */
-    bool parked;        /* blocked in its ring now, no wake-up sent to it yet */
+    bool parked;        /* blocked in its ring now, sent no wake-up yet */
     bool running;       /* running a task now */
     uint64_t reserved[6];
 } weft_worker_stats;

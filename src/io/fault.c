@@ -7,6 +7,7 @@
 
 #ifdef WEFT_FAULTS
 
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -75,7 +76,7 @@ static void parse_spec(const char *spec)
             continue;
         }
         double p = strtod(eq + 1, &end);
-        if (*end || end == eq + 1 || eq[1] == ' ' || !(p >= 0 && p <= 1))
+        if (*end || end == eq + 1 || isspace((unsigned char)eq[1]) || !(p >= 0 && p <= 1))
             bad(spec, "a rate that is not a number between 0 and 1");
         uint64_t t = p >= 1 ? UINT64_MAX : (uint64_t)(p * 18446744073709551616.0);
         bool all = strcmp(item, "all") == 0, known = all;
@@ -142,6 +143,7 @@ size_t weft__fault_len(size_t len)
 
 #else
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -636,11 +636,13 @@ static void park(weft__worker *w)
     if (!work) {
         atomic_store_explicit(&w->parks, atomic_load_explicit(&w->parks, memory_order_relaxed) + 1,
                               memory_order_relaxed);
-        /* A waker clears asleep as it sends: a wake-up sent since the
-           last look (by wakep, which marks woken_spinning first) leaves
-           it clear. */
+        /* A waker clears asleep as it sends.  One that sent since the
+           last look, and cleared it before this store, made its mark
+           first: woken_spinning (wakep) or the inbox (a pinned task, a
+           remote ready on one worker); both sides seq_cst. */
         atomic_store_explicit(&w->asleep, true, memory_order_seq_cst);
-        if (atomic_load_explicit(&w->woken_spinning, memory_order_seq_cst))
+        if (atomic_load_explicit(&w->woken_spinning, memory_order_seq_cst) ||
+            atomic_load_explicit(&w->inbox, memory_order_seq_cst))
             atomic_store_explicit(&w->asleep, false, memory_order_relaxed);
         weft__ring_poll(w, true);
         atomic_store_explicit(&w->asleep, false, memory_order_relaxed);

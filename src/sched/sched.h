@@ -138,8 +138,10 @@ struct __attribute__((aligned(64))) weft__worker {
     _Atomic bool woken_spinning;
     _Atomic bool parked;
     /* Past park()'s last look for work, blocked in its ring or about to
-       be, and sent no wake-up yet (what the stats call parked): set by
-       the worker, cleared by the worker and by whoever wakes it. */
+       be, and sent no message yet (what the stats call parked): set by
+       the worker, cleared by the worker and by whoever sends it a
+       wake-up or a cancel.  A completion of its own (a timer, I/O) may
+       still start it. */
     _Atomic bool asleep;
     /* Counted by the worker, read by anyone (relaxed): passes of its
        search for work, and times it blocked in its ring. */

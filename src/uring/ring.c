@@ -365,8 +365,11 @@ static void mail_cancel(weft__worker *to, void *key)
         ;
 }
 
+/* Every message (wake-up or cancel) to a worker's ring starts it if it is
+   parked: the stats stop calling it parked from here (sched.h, asleep). */
 static void send_msg(weft__worker *from, weft__worker *to, uint64_t ud)
 {
+    atomic_store_explicit(&to->asleep, false, memory_order_seq_cst);
     struct weft__ring *r = from->ring;
     if (r->msg_ring) {
         struct io_uring_sqe *sqe = weft__ring_sqe(from);
@@ -385,7 +388,6 @@ static void send_msg(weft__worker *from, weft__worker *to, uint64_t ud)
 
 void weft__ring_wake(weft__worker *from, weft__worker *to)
 {
-    atomic_store_explicit(&to->asleep, false, memory_order_seq_cst);
     send_msg(from, to, UD(NULL, WEFT__UD_WAKE));
 }
 
@@ -396,6 +398,7 @@ void weft__ring_wake(weft__worker *from, weft__worker *to)
    could meet a process out of fds with no way to report it. */
 static void foreign_send(weft__sched *s, weft__worker *to, uint64_t ud)
 {
+    atomic_store_explicit(&to->asleep, false, memory_order_seq_cst);
     int saved = errno;
     if (!to->ring->msg_ring) {
         if ((ud & WEFT__UD_MASK) == WEFT__UD_CANCEL)
@@ -445,7 +448,6 @@ int weft__ring_foreign_init(weft__sched *s)
 
 void weft__ring_wake_foreign(weft__sched *s, weft__worker *to)
 {
-    atomic_store_explicit(&to->asleep, false, memory_order_seq_cst);
     foreign_send(s, to, UD(NULL, WEFT__UD_WAKE));
 }
 

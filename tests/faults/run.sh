@@ -65,7 +65,8 @@ settle() {
 }
 
 # ends NAME LOG: the server stops on SIGTERM with status 0, no sanitizer
-# report, and every kind of fault was injected.
+# report, and EINTR, EAGAIN, short transfers and a full submission queue were
+# each injected (the kinds a server meets on every run).
 ends() {
     local name=$1 log=$2 kinds k
     stop_server TERM
