@@ -188,6 +188,61 @@ Test(sched, a_task_queued_behind_a_computing_one_is_stolen_with_stall_warnings_o
     weft_event_loop_deinit(el);
 }
 
+/* The stats' `parked`: a worker sent a wake-up is not parked any more,
+   even before it runs.  A task on worker 1 puts into a queue the main
+   task (pinned to worker 0) waits on, then reads worker 0's state before
+   the main task has taken the element. */
+struct parked_after_wake {
+    weft_event_loop *el;
+    weft_queue *q;
+    size_t rounds;
+    _Atomic size_t main_seen;
+    _Atomic bool started;
+    size_t wrong;
+};
+
+static void put_then_read_parked(weft_io io, void *ctx, void *result)
+{
+    (void)result;
+    struct parked_after_wake *p = *(struct parked_after_wake **)ctx;
+    atomic_store(&p->started, true);
+    unsigned seed = 1;
+    for (size_t i = 0; i < p->rounds; i++) {
+        while (atomic_load(&p->main_seen) != i)
+            relax();
+        /* A while, for worker 0 to be anywhere from spinning to parked. */
+        for (int k = rand_r(&seed) % 2000; k > 0; k--)
+            relax();
+        weft_queue_put(io, p->q, &i);
+        weft_worker_stats per[2];
+        weft_event_loop_stats(p->el, NULL, per, 2, false);
+        if (per[0].parked && atomic_load(&p->main_seen) == i)
+            p->wrong++;
+    }
+}
+
+Test(sched, a_worker_sent_a_wake_up_is_not_reported_parked, .timeout = 60)
+{
+    struct parked_after_wake p = {.el = test_loop_start(2), .rounds = test_scaled(50000)};
+    weft_io io = weft_event_loop_io(p.el);
+    cr_assert_eq(weft_queue_create(&p.q, sizeof(size_t), 4), 0);
+    struct parked_after_wake *pp = &p;
+    weft_future *f;
+    cr_assert_eq(weft_concurrent(io, &f, put_then_read_parked, &pp, sizeof pp, 0), 0);
+    while (!atomic_load(&p.started))
+        relax(); /* no switch: worker 1 takes it */
+    for (size_t i = 0; i < p.rounds; i++) {
+        size_t v;
+        cr_assert_eq(weft_queue_get(io, p.q, &v), 0);
+        atomic_store(&p.main_seen, i + 1);
+    }
+    weft_await(io, f, NULL);
+    cr_expect_eq(p.wrong, 0, "worker 0 reported parked after a wake-up was sent to it, %zu times",
+                 p.wrong);
+    weft_queue_destroy(p.q);
+    weft_event_loop_deinit(p.el);
+}
+
 static void deinit_under_stolen_sleeper(void *arg)
 {
     weft_event_loop *el = child_loop_start((unsigned)(uintptr_t)arg);
