@@ -131,24 +131,27 @@ static weft_event_loop *child_loop(void)
     return el;
 }
 
+/* In a forked child, with stall warnings at 30 ms: a loop running the
+   task function arg, until the parent has seen the warning and kills it. */
 static void stall_child(void *arg)
 {
-    (void)arg;
+    weft_task_fn *fn = *(weft_task_fn **)arg;
     prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test */
     setenv("WEFT_STALL_MS", "30", 1);
     weft_event_loop *el = child_loop();
     weft_io io = weft_event_loop_io(el);
     weft_future *f;
-    if (weft_concurrent(io, &f, hog, NULL, 0, 0) != 0)
+    if (weft_concurrent(io, &f, fn, NULL, 0, 0) != 0)
         _exit(4);
-    weft_await(io, f, NULL); /* until the parent has seen the warning and kills us */
+    weft_await(io, f, NULL);
     _exit(5);
 }
 
 Test(monitor, a_task_that_never_switches_is_named_in_a_warning, .timeout = 30)
 {
     char out[4096];
-    test_run_child_until(stall_child, NULL, out, sizeof out, "weft: stall:");
+    weft_task_fn *fn = hog;
+    test_run_child_until(stall_child, &fn, out, sizeof out, "weft: stall:");
     if (strstr(out, "skip:"))
         cr_skip_test("%s", out);
     cr_assert(strstr(out, "weft: stall: loop 1, worker ") != NULL, "%s", out);
@@ -164,26 +167,13 @@ static void sleeper_in_the_kernel(weft_io io, void *ctx, void *result)
         pause(); /* a plain system call, not through the Io: until killed */
 }
 
-static void blocked_child(void *arg)
-{
-    (void)arg;
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    setenv("WEFT_STALL_MS", "30", 1);
-    weft_event_loop *el = child_loop();
-    weft_io io = weft_event_loop_io(el);
-    weft_future *f;
-    if (weft_concurrent(io, &f, sleeper_in_the_kernel, NULL, 0, 0) != 0)
-        _exit(4);
-    weft_await(io, f, NULL);
-    _exit(5);
-}
-
 /* A task blocked in a plain system call uses no CPU: the monitor tells it
    from a thread the machine did not run by the thread's state in /proc. */
 Test(monitor, a_task_blocked_in_a_plain_system_call_is_named_in_a_warning, .timeout = 30)
 {
     char out[4096];
-    test_run_child_until(blocked_child, NULL, out, sizeof out, "system call");
+    weft_task_fn *fn = sleeper_in_the_kernel;
+    test_run_child_until(stall_child, &fn, out, sizeof out, "system call");
     if (strstr(out, "skip:"))
         cr_skip_test("%s", out);
     cr_assert(strstr(out, "(the-sleeper)") != NULL, "names the task: %s", out);
