@@ -213,9 +213,9 @@ if configure asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DWEFT_SANIT
         build/asan/tests/weft_tests --filter '*_@(event_loop_*|offload|compat)/*'
     checks faults-servers tests/faults/run.sh build/asan 10 200
 fi
-# The parsers and the buffered reader under libFuzzer (20 s each here;
+# The parsers and the buffered reader under libFuzzer (15 s each here;
 # longer runs: scripts/fuzz.sh SECONDS).
-checks fuzz scripts/fuzz.sh 20
+checks fuzz scripts/fuzz.sh 15
 # ThreadSanitizer: Criterion needs tests/tsan/criterion_arena.c (linked in
 # by CMake) to place its shared arenas.  Loop counts are divided by 20:
 # TSan keeps state per fiber, and a million of them exhaust the address
