@@ -147,13 +147,19 @@ static void stall_child(void *arg)
     _exit(5);
 }
 
+/* Runs stall_child with fn until its output holds `until`, into out;
+   skips the test where the child could not start a loop. */
+static void stall_output(weft_task_fn *fn, const char *until, char *out, size_t len)
+{
+    test_run_child_until(stall_child, &fn, out, len, until);
+    if (strstr(out, "skip:"))
+        cr_skip_test("%s", out);
+}
+
 Test(monitor, a_task_that_never_switches_is_named_in_a_warning, .timeout = 30)
 {
     char out[4096];
-    weft_task_fn *fn = hog;
-    test_run_child_until(stall_child, &fn, out, sizeof out, "weft: stall:");
-    if (strstr(out, "skip:"))
-        cr_skip_test("%s", out);
+    stall_output(hog, "weft: stall:", out, sizeof out);
     cr_assert(strstr(out, "weft: stall: loop 1, worker ") != NULL, "%s", out);
     cr_assert(strstr(out, "(the-hog)") != NULL, "names the task: %s", out);
     cr_assert(strstr(out, "without a switch") != NULL, "%s", out);
@@ -172,10 +178,7 @@ static void sleeper_in_the_kernel(weft_io io, void *ctx, void *result)
 Test(monitor, a_task_blocked_in_a_plain_system_call_is_named_in_a_warning, .timeout = 30)
 {
     char out[4096];
-    weft_task_fn *fn = sleeper_in_the_kernel;
-    test_run_child_until(stall_child, &fn, out, sizeof out, "system call");
-    if (strstr(out, "skip:"))
-        cr_skip_test("%s", out);
+    stall_output(sleeper_in_the_kernel, "system call", out, sizeof out);
     cr_assert(strstr(out, "(the-sleeper)") != NULL, "names the task: %s", out);
     cr_assert(strstr(out, "blocked in a system call") != NULL, "%s", out);
 }

@@ -143,7 +143,6 @@ size_t weft__fault_len(size_t len)
 
 #else
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
